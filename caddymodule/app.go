@@ -1,0 +1,187 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/accessgate/accessgate/keystore"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// Defaults of the app's settings.
+const (
+	DefaultCacheTTL      = 15 * time.Minute
+	DefaultCacheSize     = 100000
+	DefaultRotationGrace = 5 * time.Minute
+	DefaultLastUsedFlush = time.Minute
+	DefaultSweepInterval = time.Minute
+)
+
+// App is the access_keys app: one per Caddy instance, configured in the
+// global options. It owns the Redis client, the caches and the background
+// loops that every access_keys and access_keys_api handler shares. Its
+// state survives `caddy reload` when the settings do not change.
+type App struct {
+	// Redis URLs (redis:// or rediss://, user:password@ allowed). One URL
+	// names a single server; several name the nodes of a Redis Cluster.
+	// Default: redis://127.0.0.1:6379/0.
+	Redis []string `json:"redis,omitempty"`
+
+	// RedisSentinel, when set, reaches Redis through Sentinel. A URL in
+	// Redis, if given, supplies the master's credentials and database.
+	RedisSentinel *SentinelConfig `json:"redis_sentinel,omitempty"`
+
+	// KeyPrefix starts every Redis key. Default: accessgate.
+	KeyPrefix string `json:"key_prefix,omitempty"`
+
+	// CacheTTL is the longest life of a cached successful authentication.
+	// Default: 15m.
+	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
+
+	// CacheSize is the number of entries in the authentication cache.
+	// Default: 100000.
+	CacheSize int `json:"cache_size,omitempty"`
+
+	// RotationGrace is how long the old key works after a rotation.
+	// Default: 5m.
+	RotationGrace caddy.Duration `json:"rotation_grace,omitempty"`
+
+	// LastUsedFlush is how often last-used times are written to Redis.
+	// Default: 1m.
+	LastUsedFlush caddy.Duration `json:"last_used_flush,omitempty"`
+
+	// SweepInterval is how often expiry and unused-key deactivation are
+	// recorded. Default: 1m.
+	SweepInterval caddy.Duration `json:"sweep_interval,omitempty"`
+
+	state  *state
+	logger *zap.Logger
+	key    string
+}
+
+// SentinelConfig names a Redis master monitored by Sentinel.
+type SentinelConfig struct {
+	// Master is the name the sentinels monitor the master under.
+	Master string `json:"master"`
+	// Addrs are the sentinels' host:port addresses.
+	Addrs []string `json:"addrs"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "access_keys",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// withDefaults returns a copy of the settings with every default filled.
+func (a App) withDefaults() App {
+	if a.KeyPrefix == "" {
+		a.KeyPrefix = keystore.DefaultPrefix
+	}
+	if len(a.Redis) == 0 && a.RedisSentinel == nil {
+		a.Redis = []string{keystore.DefaultRedisURL}
+	}
+	if a.CacheTTL == 0 {
+		a.CacheTTL = caddy.Duration(DefaultCacheTTL)
+	}
+	if a.CacheSize == 0 {
+		a.CacheSize = DefaultCacheSize
+	}
+	if a.RotationGrace == 0 {
+		a.RotationGrace = caddy.Duration(DefaultRotationGrace)
+	}
+	if a.LastUsedFlush == 0 {
+		a.LastUsedFlush = caddy.Duration(DefaultLastUsedFlush)
+	}
+	if a.SweepInterval == 0 {
+		a.SweepInterval = caddy.Duration(DefaultSweepInterval)
+	}
+	return a
+}
+
+// Validate checks the settings.
+func (a *App) Validate() error {
+	c := a.withDefaults()
+	switch {
+	case c.CacheTTL < 0:
+		return errors.New("access_keys: cache_ttl must not be negative")
+	case c.CacheSize < 0:
+		return errors.New("access_keys: cache_size must not be negative")
+	case c.RotationGrace < 0:
+		return errors.New("access_keys: rotation_grace must not be negative")
+	case c.LastUsedFlush < 0 || c.SweepInterval < 0:
+		return errors.New("access_keys: last_used_flush and sweep_interval must be positive")
+	case c.RedisSentinel != nil && (c.RedisSentinel.Master == "" || len(c.RedisSentinel.Addrs) == 0):
+		return errors.New("access_keys: redis_sentinel needs a master name and at least one address")
+	case c.RedisSentinel != nil && len(c.Redis) > 1:
+		return errors.New("access_keys: redis_sentinel cannot be combined with a Redis Cluster")
+	}
+	if _, err := keystore.Dial(c.redisConfig()); err != nil {
+		return fmt.Errorf("access_keys: %w", err)
+	}
+	return nil
+}
+
+func (a App) redisConfig() keystore.RedisConfig {
+	rc := keystore.RedisConfig{URLs: a.Redis}
+	if a.RedisSentinel != nil {
+		rc.SentinelMaster, rc.SentinelAddrs = a.RedisSentinel.Master, a.RedisSentinel.Addrs
+	}
+	return rc
+}
+
+// Provision gets the shared state for these settings, creating it the
+// first time; a reload with the same settings reuses it.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	cfg := a.withDefaults()
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	a.key = string(b)
+	v, _, err := states.LoadOrNew(a.key, func() (caddy.Destructor, error) {
+		return newState(cfg)
+	})
+	if err != nil {
+		return fmt.Errorf("access_keys: %w", err)
+	}
+	a.state = v.(*state)
+	return nil
+}
+
+// Start implements caddy.App. The background loops belong to the shared
+// state and are already running.
+func (a *App) Start() error { return nil }
+
+// Stop implements caddy.App.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases this instance's hold on the shared state; the last
+// holder stops its loops and closes its Redis client.
+func (a *App) Cleanup() error {
+	if a.state == nil {
+		return nil
+	}
+	_, err := states.Delete(a.key)
+	a.state = nil
+	return err
+}
+
+// Interface guards.
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

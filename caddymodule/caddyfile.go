@@ -1,0 +1,225 @@
+package caddymodule
+
+import (
+	"regexp"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("access_keys", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("access_keys", parseHandlerDirective)
+	httpcaddyfile.RegisterDirectiveOrder("access_keys", httpcaddyfile.After, "basic_auth")
+}
+
+// parseGlobalOption reads the access_keys global option into the app.
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("access_keys: the global option may appear only once")
+	}
+	app := new(App)
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "access_keys", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// UnmarshalCaddyfile sets up the app from Caddyfile tokens:
+//
+//	access_keys {
+//		redis           <url>              # repeatable: several make a Redis Cluster
+//		redis_sentinel  <master> <addr>...
+//		key_prefix      <prefix>
+//		cache_ttl       <duration>
+//		cache_size      <entries>
+//		rotation_grace  <duration>
+//		last_used_flush <duration>
+//		sweep_interval  <duration>
+//	}
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the option name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch opt := d.Val(); opt {
+		case "redis":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			a.Redis = append(a.Redis, args...)
+		case "redis_sentinel":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("redis_sentinel needs a master name and at least one sentinel address")
+			}
+			a.RedisSentinel = &SentinelConfig{Master: args[0], Addrs: args[1:]}
+		case "key_prefix":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			if !validPrefix(d.Val()) {
+				return d.Errf("key_prefix %q: use letters, digits and _.:- only (no braces)", d.Val())
+			}
+			a.KeyPrefix = d.Val()
+		case "cache_size":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n <= 0 {
+				return d.Errf("cache_size %q: must be a positive whole number", d.Val())
+			}
+			a.CacheSize = n
+		case "cache_ttl", "rotation_grace", "last_used_flush", "sweep_interval":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur <= 0 {
+				return d.Errf("%s %q: must be a positive duration such as 15m", opt, d.Val())
+			}
+			v := caddy.Duration(dur)
+			switch opt {
+			case "cache_ttl":
+				a.CacheTTL = v
+			case "rotation_grace":
+				a.RotationGrace = v
+			case "last_used_flush":
+				a.LastUsedFlush = v
+			default:
+				a.SweepInterval = v
+			}
+		default:
+			return d.Errf("access_keys: unknown option %q", opt)
+		}
+		if d.NextArg() {
+			return d.Errf("%s: unexpected argument %q", d.Val(), d.Val())
+		}
+	}
+	return nil
+}
+
+var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+
+func validPrefix(p string) bool { return prefixPattern.MatchString(p) }
+
+func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// methodPattern is what an HTTP method looks like in a scope rule.
+var methodPattern = regexp.MustCompile(`^[A-Z]+$`)
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	access_keys {
+//		realm <realm>
+//		scope <id> <METHOD|*>... <path>...
+//		unmapped deny|allow
+//		pass_credentials
+//		preflight respond|pass
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.Errf("access_keys takes no arguments; put its settings in a block (got %q)", d.Val())
+	}
+	for d.NextBlock(0) {
+		switch opt := d.Val(); opt {
+		case "realm":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Realm = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "scope":
+			rule, err := parseScopeRule(d)
+			if err != nil {
+				return err
+			}
+			h.Scopes = append(h.Scopes, rule)
+		case "unmapped":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			if v := d.Val(); v != UnmappedDeny && v != UnmappedAllow {
+				return d.Errf("unmapped must be deny or allow, not %q", v)
+			}
+			h.Unmapped = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "pass_credentials":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.PassCredentials = true
+		case "preflight":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			if v := d.Val(); v != PreflightRespond && v != PreflightPass {
+				return d.Errf("preflight must be respond or pass, not %q", v)
+			}
+			h.Preflight = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("access_keys: unknown setting %q", opt)
+		}
+	}
+	return nil
+}
+
+// parseScopeRule reads `scope <id> <METHOD|*>... <path>...`.
+func parseScopeRule(d *caddyfile.Dispenser) (ScopeRule, error) {
+	args := d.RemainingArgs()
+	if len(args) < 2 {
+		return ScopeRule{}, d.Errf("scope needs an id and at least one path: scope <id> [METHOD...] <path>...")
+	}
+	rule := ScopeRule{Scope: args[0]}
+	anyMethod := false
+	i := 1
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "*" {
+			anyMethod = true
+			continue
+		}
+		if !methodPattern.MatchString(a) {
+			break
+		}
+		rule.Methods = append(rule.Methods, a)
+	}
+	if anyMethod {
+		rule.Methods = nil
+	}
+	rule.Paths = args[i:]
+	if len(rule.Paths) == 0 {
+		return ScopeRule{}, d.Errf("scope %s: at least one path is required after the methods", rule.Scope)
+	}
+	for _, p := range rule.Paths {
+		if p == "" || p[0] != '/' && p[0] != '*' {
+			return ScopeRule{}, d.Errf("scope %s: path %q must start with / or *", rule.Scope, p)
+		}
+	}
+	return rule, nil
+}
+
+// Interface guards.
+var (
+	_ caddyfile.Unmarshaler = (*App)(nil)
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+)

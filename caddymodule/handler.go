@@ -1,0 +1,265 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/accessgate/accessgate/keystore"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Values of Handler.Unmapped and Handler.Preflight.
+const (
+	UnmappedDeny     = "deny"
+	UnmappedAllow    = "allow"
+	PreflightRespond = "respond"
+	PreflightPass    = "pass"
+)
+
+// Identity headers set for the upstream.
+const (
+	HeaderAccessID     = "X-Access-Id"
+	HeaderAccessOwner  = "X-Access-Owner"
+	HeaderAccessScopes = "X-Access-Scopes"
+)
+
+// Handler guards the next handler with access keys: it verifies the Basic
+// credentials of each request, enforces the key's CORS allowlist and the
+// scopes mapped to the route, and tells the upstream who called.
+type Handler struct {
+	// Realm is the realm of the WWW-Authenticate challenge. Default: API.
+	Realm string `json:"realm,omitempty"`
+
+	// Scopes map scopes to routes. A request needs every scope whose rule
+	// matches it.
+	Scopes []ScopeRule `json:"scopes,omitempty"`
+
+	// Unmapped decides requests that no scope rule matches: deny
+	// (default) answers 403; allow lets any valid key pass.
+	Unmapped string `json:"unmapped,omitempty"`
+
+	// PassCredentials keeps the Authorization header for the upstream. By
+	// default it is removed.
+	PassCredentials bool `json:"pass_credentials,omitempty"`
+
+	// Preflight decides CORS preflight (OPTIONS) requests, which never
+	// carry credentials: respond (default) answers 204 with the CORS
+	// headers; pass hands them to the next handler.
+	Preflight string `json:"preflight,omitempty"`
+
+	app        *App
+	logger     *zap.Logger
+	challenge  string
+	allowAny   bool
+	passPreflt bool
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.access_keys",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets the handler up and gets the access_keys app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.Realm == "" {
+		h.Realm = "API"
+	}
+	h.challenge = fmt.Sprintf("Basic realm=%q", h.Realm)
+	h.allowAny = h.Unmapped == UnmappedAllow
+	h.passPreflt = h.Preflight == PreflightPass
+	for i := range h.Scopes {
+		if err := h.Scopes[i].provision(ctx); err != nil {
+			return err
+		}
+	}
+	app, err := ctx.App("access_keys")
+	if err != nil {
+		return fmt.Errorf("getting access_keys app: %w", err)
+	}
+	h.app = app.(*App)
+	return nil
+}
+
+// Validate checks the handler's settings.
+func (h *Handler) Validate() error {
+	switch h.Unmapped {
+	case "", UnmappedDeny, UnmappedAllow:
+	default:
+		return fmt.Errorf("access_keys: unmapped must be deny or allow, not %q", h.Unmapped)
+	}
+	switch h.Preflight {
+	case "", PreflightRespond, PreflightPass:
+	default:
+		return fmt.Errorf("access_keys: preflight must be respond or pass, not %q", h.Preflight)
+	}
+	if strings.ContainsAny(h.Realm, "\"\\\r\n") {
+		return errors.New("access_keys: realm must not contain quotes, backslashes or line breaks")
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.Method == http.MethodOptions {
+		return h.preflight(w, r, next)
+	}
+	st := h.app.state
+	id, secret, ok := parseBasic(r.Header.Get("Authorization"))
+	if !ok || !keystore.ValidAccessID(id) || !keystore.ValidAccessKey(secret) {
+		h.reject(w, r, rejection{status: http.StatusUnauthorized, reason: string(keystore.ReasonMalformed), accessID: printableID(id)})
+		return nil
+	}
+	e, err := st.authenticate(r.Context(), id, secret)
+	if err != nil {
+		var ae *keystore.AuthError
+		if errors.As(err, &ae) {
+			rej := rejection{status: http.StatusUnauthorized, reason: string(ae.Reason), accessID: id}
+			if ae.Key != nil {
+				rej.label, rej.ownerID = ae.Key.Label, ae.Key.OwnerID
+			}
+			h.reject(w, r, rej)
+			return nil
+		}
+		h.reject(w, r, rejection{status: http.StatusServiceUnavailable, reason: "redis_unavailable", accessID: id, err: err})
+		return nil
+	}
+	ident := e.ident
+	origin := r.Header.Get("Origin")
+	if origin != "" {
+		norm, err := keystore.NormalizeOrigin(origin)
+		if err != nil || !keystore.OriginAllowed(ident.Allowlist, norm) {
+			h.reject(w, r, rejection{status: http.StatusForbidden, reason: "origin_not_allowlisted", ident: ident, origin: origin})
+			return nil
+		}
+	}
+	if missing, mapped, err := h.missingScope(r, ident); err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	} else if missing != "" || !mapped && !h.allowAny {
+		h.reject(w, r, rejection{status: http.StatusForbidden, reason: "scope_missing", ident: ident, scope: missing})
+		return nil
+	}
+
+	hdr := r.Header
+	delete(hdr, HeaderAccessID)
+	delete(hdr, HeaderAccessOwner)
+	delete(hdr, HeaderAccessScopes)
+	hdr[HeaderAccessID] = e.idHdr
+	hdr[HeaderAccessOwner] = e.ownerHdr
+	hdr[HeaderAccessScopes] = e.scopesHdr
+	if !h.PassCredentials {
+		delete(hdr, "Authorization")
+	}
+	if origin != "" {
+		wh := w.Header()
+		wh.Set("Access-Control-Allow-Origin", origin)
+		wh.Add("Vary", "Origin")
+	}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Set("http.auth.user.id", ident.OwnerID)
+		repl.Set("http.auth.user.access_id", ident.AccessID)
+		repl.Set("http.auth.user.scopes", e.scopesHdr[0])
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// missingScope returns the first scope a request needs that the identity
+// lacks, and whether any rule matched the request at all.
+func (h *Handler) missingScope(r *http.Request, ident *keystore.Identity) (missing string, mapped bool, err error) {
+	for i := range h.Scopes {
+		rule := &h.Scopes[i]
+		ok, err := rule.matches(r)
+		if err != nil {
+			return "", false, err
+		}
+		if !ok {
+			continue
+		}
+		mapped = true
+		if !ident.HasScope(rule.Scope) {
+			return rule.Scope, true, nil
+		}
+	}
+	return "", mapped, nil
+}
+
+// preflight answers or passes a CORS preflight without credential work.
+func (h *Handler) preflight(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	hdr := r.Header
+	delete(hdr, HeaderAccessID)
+	delete(hdr, HeaderAccessOwner)
+	delete(hdr, HeaderAccessScopes)
+	if h.passPreflt {
+		return next.ServeHTTP(w, r)
+	}
+	wh := w.Header()
+	if origin := hdr.Get("Origin"); origin != "" {
+		wh.Set("Access-Control-Allow-Origin", origin)
+		wh.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+		wh.Set("Access-Control-Allow-Headers", allowHeaders(hdr.Get("Access-Control-Request-Headers")))
+		wh.Set("Access-Control-Max-Age", "600")
+		wh.Add("Vary", "Origin")
+		wh.Add("Vary", "Access-Control-Request-Method")
+		wh.Add("Vary", "Access-Control-Request-Headers")
+	}
+	wh.Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// allowHeaders lists the request headers a preflight may allow: those asked
+// for (when they are well-formed tokens), plus Authorization and
+// Content-Type.
+func allowHeaders(requested string) string {
+	out := []string{"Authorization", "Content-Type"}
+	for _, f := range strings.Split(requested, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" || !isToken(f) || strings.EqualFold(f, "authorization") || strings.EqualFold(f, "content-type") || len(out) >= 32 {
+			continue
+		}
+		out = append(out, f)
+	}
+	return strings.Join(out, ", ")
+}
+
+func isToken(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// printableID keeps a presented Access ID for logs only if it has the shape
+// of one, so that logs never carry arbitrary client bytes (or a secret
+// typed into the wrong field).
+func printableID(id string) string {
+	if keystore.ValidAccessID(id) {
+		return id
+	}
+	return ""
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

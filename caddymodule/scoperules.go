@@ -1,0 +1,59 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/accessgate/accessgate/keystore"
+)
+
+// ScopeRule maps a scope to the requests that need it.
+type ScopeRule struct {
+	// Scope is the scope (capability) ID a matching request needs.
+	Scope string `json:"scope"`
+	// Methods are the upper-case HTTP methods the rule covers; empty
+	// covers every method.
+	Methods []string `json:"methods,omitempty"`
+	// Paths are path patterns in the syntax of Caddy's path matcher.
+	Paths []string `json:"paths"`
+
+	paths caddyhttp.MatchPath
+}
+
+func (r *ScopeRule) provision(ctx caddy.Context) error {
+	if !keystore.ValidID(r.Scope) {
+		return fmt.Errorf("scope %q: invalid scope id", r.Scope)
+	}
+	if len(r.Paths) == 0 {
+		return fmt.Errorf("scope %s: at least one path is required", r.Scope)
+	}
+	for _, m := range r.Methods {
+		if m == "" || m != upperASCII(m) {
+			return fmt.Errorf("scope %s: method %q must be upper case", r.Scope, m)
+		}
+	}
+	r.paths = caddyhttp.MatchPath(slices.Clone(r.Paths))
+	return r.paths.Provision(ctx)
+}
+
+// matches reports whether the rule covers r.
+func (r *ScopeRule) matches(req *http.Request) (bool, error) {
+	if len(r.Methods) > 0 && !slices.Contains(r.Methods, req.Method) {
+		return false, nil
+	}
+	return r.paths.MatchWithError(req)
+}
+
+func upperASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,181 @@
+package keystore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+)
+
+// Audit event names.
+const (
+	EventKeyCreated           = "AccessKeyCreated"
+	EventKeyUpdated           = "AccessKeyUpdated"
+	EventKeyActivated         = "AccessKeyActivated"
+	EventKeyDeactivated       = "AccessKeyDeactivated"
+	EventKeyRotated           = "AccessKeyRotated"
+	EventKeyDeleted           = "AccessKeyDeleted"
+	EventKeyExpired           = "AccessKeyExpired"
+	EventKeyDeactivatedUnused = "AccessKeyDeactivatedUnused"
+	EventPolicyUpdated        = "AccessKeysPolicyUpdated"
+	EventAuthFailed           = "AccessKeyAuthenticationFailed"
+	EventOriginRejected       = "AccessKeyOriginRejected"
+	EventScopeRejected        = "AccessKeyScopeRejected"
+)
+
+// Operator interfaces.
+const (
+	InterfaceAPI      = "API"
+	InterfaceCLI      = "CLI"
+	InterfaceInternal = "INTERNAL"
+)
+
+// Subsystem is the subsystem of every audit event.
+const Subsystem = "accessKeys"
+
+// Operator is who made a change or a request.
+type Operator struct {
+	ID        string `json:"id"`
+	Email     string `json:"email,omitempty"`
+	AccessID  string `json:"accessId,omitempty"`
+	Interface string `json:"interface"`
+	SourceIP  string `json:"sourceIp,omitempty"`
+}
+
+// KeyRef names the key an event is about.
+type KeyRef struct {
+	AccessID string `json:"accessId"`
+	Label    string `json:"label,omitempty"`
+	OwnerID  string `json:"ownerId,omitempty"`
+}
+
+// Event is one audit event.
+type Event struct {
+	EventID            string    `json:"eventId"`
+	EventName          string    `json:"eventName"`
+	EventTime          time.Time `json:"eventTime"`
+	EventFormatVersion string    `json:"eventFormatVersion"`
+	Subsystem          string    `json:"subsystem"`
+	Operator           Operator  `json:"operator"`
+	AccessKey          *KeyRef   `json:"accessKey,omitempty"`
+	From               any       `json:"from,omitempty"`
+	To                 any       `json:"to,omitempty"`
+	// Reason says why a request was rejected or a key deactivated.
+	Reason string `json:"reason,omitempty"`
+	// Details carries event-specific facts (method, path, origin, scope,
+	// or the number of suppressed events).
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// finish fills the generated fields of e.
+func (s *Store) finish(e *Event) {
+	if e.EventID == "" {
+		e.EventID = uuid.NewString()
+	}
+	if e.EventTime.IsZero() {
+		e.EventTime = s.Now()
+	}
+	e.EventFormatVersion = "1.0"
+	e.Subsystem = Subsystem
+}
+
+// AppendEvent writes e to the capped audit stream and hands it to the
+// OnEvent hook.
+func (s *Store) AppendEvent(ctx context.Context, e Event) error {
+	s.finish(&e)
+	if s.onEvent != nil {
+		s.onEvent(e)
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return s.rdb.XAdd(ctx, &redis.XAddArgs{
+		Stream: s.auditKey(),
+		MaxLen: s.auditN,
+		Approx: true,
+		Values: []string{"event", string(b)},
+	}).Err()
+}
+
+// emit records the audit event of a change that already happened. The
+// change stands even if Redis refuses the event; the OnEvent hook (the log)
+// still gets it.
+func (s *Store) emit(ctx context.Context, e Event) {
+	_ = s.AppendEvent(context.WithoutCancel(ctx), e)
+}
+
+// EventFilter selects audit events.
+type EventFilter struct {
+	Since time.Time // zero: from the start of the stream
+	Name  string    // empty: every name
+	Limit int       // <= 0: 1000
+}
+
+// Events reads audit events, oldest first.
+func (s *Store) Events(ctx context.Context, f EventFilter) ([]Event, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	start := "-"
+	if !f.Since.IsZero() {
+		start = strconv.FormatInt(f.Since.UnixMilli(), 10)
+	}
+	var out []Event
+	for len(out) < limit {
+		msgs, err := s.rdb.XRangeN(ctx, s.auditKey(), start, "+", 500).Result()
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range msgs {
+			raw, _ := m.Values["event"].(string)
+			var e Event
+			if err := json.Unmarshal([]byte(raw), &e); err != nil {
+				return nil, fmt.Errorf("corrupt audit event %s: %w", m.ID, err)
+			}
+			if f.Name == "" || e.EventName == f.Name {
+				out = append(out, e)
+				if len(out) == limit {
+					break
+				}
+			}
+		}
+		if len(msgs) < 500 {
+			break
+		}
+		start = "(" + msgs[len(msgs)-1].ID
+	}
+	return out, nil
+}
+
+// Invalidation messages published on InvalidationChannel.
+const (
+	invalidateAll       = "all"
+	invalidateKeyPrefix = "key:"
+	invalidateOwnerPfx  = "owner:"
+)
+
+// InvalidationTarget decodes an invalidation message: all, or the access
+// ID or owner ID whose cached authentications must go.
+func InvalidationTarget(msg string) (all bool, accessID, ownerID string) {
+	switch {
+	case msg == invalidateAll:
+		return true, "", ""
+	case len(msg) > len(invalidateKeyPrefix) && msg[:len(invalidateKeyPrefix)] == invalidateKeyPrefix:
+		return false, msg[len(invalidateKeyPrefix):], ""
+	case len(msg) > len(invalidateOwnerPfx) && msg[:len(invalidateOwnerPfx)] == invalidateOwnerPfx:
+		return false, "", msg[len(invalidateOwnerPfx):]
+	}
+	return true, "", "" // unknown message: be safe
+}
+
+// publish announces a change so that every instance drops what it cached.
+// Caches are bounded by their TTL when a message is lost.
+func (s *Store) publish(ctx context.Context, msg string) {
+	_ = s.rdb.Publish(context.WithoutCancel(ctx), s.InvalidationChannel(), msg).Err()
+}

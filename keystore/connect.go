@@ -1,0 +1,85 @@
+package keystore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisConfig says how to reach Redis: one URL for a single server, several
+// for a Redis Cluster, or a Sentinel master name with sentinel addresses.
+type RedisConfig struct {
+	// URLs are redis:// or rediss:// URLs (user:password@ allowed).
+	URLs []string
+	// SentinelMaster is the master name monitored by the sentinels.
+	SentinelMaster string
+	// SentinelAddrs are host:port addresses (or redis:// URLs) of sentinels.
+	SentinelAddrs []string
+}
+
+// DefaultRedisURL is used when no Redis is configured.
+const DefaultRedisURL = "redis://127.0.0.1:6379/0"
+
+// Dial builds a Redis client for cfg without contacting Redis.
+func Dial(cfg RedisConfig) (redis.UniversalClient, error) {
+	urls := cfg.URLs
+	if len(urls) == 0 && cfg.SentinelMaster == "" {
+		urls = []string{DefaultRedisURL}
+	}
+	var base *redis.Options
+	if len(urls) > 0 {
+		var err error
+		if base, err = redis.ParseURL(urls[0]); err != nil {
+			return nil, fmt.Errorf("redis %q: %w", redactURL(urls[0]), err)
+		}
+	}
+	switch {
+	case cfg.SentinelMaster != "":
+		if len(cfg.SentinelAddrs) == 0 {
+			return nil, errors.New("redis_sentinel needs at least one sentinel address")
+		}
+		fo := &redis.FailoverOptions{MasterName: cfg.SentinelMaster}
+		for _, a := range cfg.SentinelAddrs {
+			if strings.Contains(a, "://") {
+				o, err := redis.ParseURL(a)
+				if err != nil {
+					return nil, fmt.Errorf("sentinel %q: %w", redactURL(a), err)
+				}
+				a = o.Addr
+				fo.SentinelUsername, fo.SentinelPassword = o.Username, o.Password
+			}
+			fo.SentinelAddrs = append(fo.SentinelAddrs, a)
+		}
+		if base != nil {
+			fo.Username, fo.Password, fo.DB, fo.TLSConfig = base.Username, base.Password, base.DB, base.TLSConfig
+		}
+		return redis.NewFailoverClient(fo), nil
+	case len(urls) > 1:
+		co := &redis.ClusterOptions{Username: base.Username, Password: base.Password, TLSConfig: base.TLSConfig}
+		for _, u := range urls {
+			o, err := redis.ParseURL(u)
+			if err != nil {
+				return nil, fmt.Errorf("redis %q: %w", redactURL(u), err)
+			}
+			if o.DB != 0 {
+				return nil, fmt.Errorf("redis %q: a Redis Cluster has only database 0", redactURL(u))
+			}
+			co.Addrs = append(co.Addrs, o.Addr)
+		}
+		return redis.NewClusterClient(co), nil
+	default:
+		return redis.NewClient(base), nil
+	}
+}
+
+// redactURL hides the password of a Redis URL for error messages.
+func redactURL(u string) string {
+	at := strings.LastIndex(u, "@")
+	scheme := strings.Index(u, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return u
+	}
+	return u[:scheme+3] + "***" + u[at:]
+}

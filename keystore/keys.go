@@ -1,0 +1,474 @@
+package keystore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Limits on key input.
+const (
+	MaxLabelLen = 128
+	MaxScopes   = 100
+)
+
+// KeySpec is what a new key is made of.
+type KeySpec struct {
+	Label       string
+	OwnerID     string
+	Scopes      []string
+	CORSHeaders []string
+}
+
+// KeyUpdate changes a key; nil fields stay as they are.
+type KeyUpdate struct {
+	Disabled    *bool
+	CORSHeaders *[]string
+	Scopes      *[]string
+}
+
+func validateLabel(v *ValidationError, label string) {
+	switch {
+	case strings.TrimSpace(label) == "":
+		v.add("label", "accessKey:label_required", "label is required")
+	case utf8.RuneCountInString(label) > MaxLabelLen:
+		v.add("label", "accessKey:label_too_long", "label must be at most "+strconv.Itoa(MaxLabelLen)+" characters")
+	case !utf8.ValidString(label) || strings.ContainsFunc(label, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		v.add("label", "accessKey:label_invalid", "label must be printable text")
+	}
+}
+
+func validateScopes(v *ValidationError, scopes []string) []string {
+	if len(scopes) > MaxScopes {
+		v.add("scopes", "accessKey:too_many_scopes", "at most "+strconv.Itoa(MaxScopes)+" scopes are allowed")
+		return nil
+	}
+	for _, sc := range scopes {
+		if !ValidID(sc) {
+			v.add("scopes", "accessKey:invalid_scope", "invalid scope "+strconvQuote(sc))
+		}
+	}
+	return sortedUnique(scopes)
+}
+
+func validateCORS(v *ValidationError, entries []string) []string {
+	if len(entries) > MaxAllowlist {
+		v.add("corsHeaders", "accessKey:too_many_cors_headers", "at most "+strconv.Itoa(MaxAllowlist)+" allowlisted origins are allowed")
+		return nil
+	}
+	out, err := NormalizeAllowlist(entries)
+	if err != nil {
+		v.add("corsHeaders", "accessKey:invalid_cors_header", err.Error())
+	}
+	return out
+}
+
+// CreateKey makes a key for an existing, active owner and returns it with
+// its secret, which is never stored and cannot be read again.
+func (s *Store) CreateKey(ctx context.Context, spec KeySpec, op Operator) (*Key, string, error) {
+	v := &ValidationError{}
+	validateLabel(v, spec.Label)
+	scopes := validateScopes(v, spec.Scopes)
+	cors := validateCORS(v, spec.CORSHeaders)
+	if err := v.err(); err != nil {
+		return nil, "", err
+	}
+	owner, err := s.Owner(ctx, spec.OwnerID)
+	if err != nil {
+		return nil, "", err
+	}
+	if !owner.IsActive {
+		return nil, "", &ConflictError{Code: "accessKey:owner_inactive", Message: "the owner " + strconvQuote(owner.ID) + " is deactivated"}
+	}
+	now := s.Now()
+	secret := NewAccessKey()
+	k := &Key{
+		ID: NewAccessID(), SecretHash: HashSecret(secret), Label: spec.Label,
+		OwnerID: owner.ID, OwnerKind: owner.Kind, Scopes: scopes, CORSHeaders: cors,
+		CreatedAt: now, CreatedBy: op.ID, ModifiedAt: now, ModifiedBy: op.ID,
+		IssuedAt: now, ActivatedAt: now, Version: 1,
+	}
+	if err := s.insertKey(ctx, k); err != nil {
+		return nil, "", err
+	}
+	s.emit(ctx, Event{EventName: EventKeyCreated, Operator: op, AccessKey: keyRef(k), To: changeView(k)})
+	return k, secret, nil
+}
+
+// insertKey writes a new record (never overwriting one) and its indexes.
+func (s *Store) insertKey(ctx context.Context, k *Key) error {
+	b, _ := json.Marshal(k)
+	ok, err := s.rdb.SetNX(ctx, s.keyKey(k.ID), b, 0).Result()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &ConflictError{Code: "accessKey:id_collision", Message: "generated access ID already exists; try again"}
+	}
+	return s.indexKey(ctx, k)
+}
+
+// indexKey adds k to the cross-slot indexes. They are written after the
+// record; a failure leaves a record that the sweeper re-indexes.
+func (s *Store) indexKey(ctx context.Context, k *Key) error {
+	pipe := s.rdb.Pipeline()
+	pipe.ZAdd(ctx, s.keysIndex(), redis.Z{Member: k.ID})
+	pipe.SAdd(ctx, s.ownerKeysKey(k.OwnerID), k.ID)
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+func (s *Store) unindexKey(ctx context.Context, k *Key) error {
+	pipe := s.rdb.Pipeline()
+	pipe.ZRem(ctx, s.keysIndex(), k.ID)
+	pipe.SRem(ctx, s.ownerKeysKey(k.OwnerID), k.ID)
+	pipe.HDel(ctx, s.lastUsedKey(), k.ID)
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// Key reads one key record. Keys that were rotated out (in their grace
+// period) or are pending are reported as not found.
+func (s *Store) Key(ctx context.Context, id string) (*Key, error) {
+	k, err := s.rawKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if k.Pending || k.ReplacedBy != "" {
+		return nil, &NotFoundError{Kind: "accessKey", ID: id}
+	}
+	return k, nil
+}
+
+func (s *Store) rawKey(ctx context.Context, id string) (*Key, error) {
+	if !ValidAccessID(id) {
+		return nil, &NotFoundError{Kind: "accessKey", ID: id}
+	}
+	var k Key
+	found, err := s.getJSON(ctx, s.keyKey(id), &k)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, &NotFoundError{Kind: "accessKey", ID: id}
+	}
+	return &k, nil
+}
+
+// UpdateKey applies u to key id atomically: concurrent updates of one key
+// are serialised, none is lost. It returns the key as stored.
+func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operator) (*Key, error) {
+	v := &ValidationError{}
+	var scopes, cors []string
+	if u.Scopes != nil {
+		scopes = validateScopes(v, *u.Scopes)
+	}
+	if u.CORSHeaders != nil {
+		cors = validateCORS(v, *u.CORSHeaders)
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	pol, err := s.Policies(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var before, after Key
+	err = s.update(ctx, s.keyKey(id), func(tx *redis.Tx) error {
+		k, err := s.txKey(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		before = *k
+		now := s.Now()
+		if u.Disabled != nil && *u.Disabled != k.Disabled {
+			if !*u.Disabled {
+				if exp := pol.ExpiresAt(k); k.DisabledReason == DisabledExpired || !exp.IsZero() && !now.Before(exp) {
+					return &ConflictError{Code: "accessKey:expired", Message: "the access key has expired; rotate it to get a working key"}
+				}
+				k.Disabled, k.DisabledReason, k.ActivatedAt = false, "", now
+			} else {
+				k.Disabled, k.DisabledReason = true, DisabledManual
+			}
+		}
+		if u.Scopes != nil {
+			k.Scopes = scopes
+		}
+		if u.CORSHeaders != nil {
+			k.CORSHeaders = cors
+		}
+		if keyChangeEqual(&before, k) {
+			after = *k
+			return nil
+		}
+		k.ModifiedAt, k.ModifiedBy = now, op.ID
+		k.Version++
+		b, _ := json.Marshal(k)
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, s.keyKey(id), b, redis.KeepTTL)
+			return nil
+		})
+		after = *k
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if before.Version == after.Version {
+		return &after, nil
+	}
+	s.publish(ctx, invalidateKeyPrefix+id)
+	ref := keyRef(&after)
+	if before.Disabled != after.Disabled {
+		name := EventKeyActivated
+		if after.Disabled {
+			name = EventKeyDeactivated
+		}
+		s.emit(ctx, Event{EventName: name, Operator: op, AccessKey: ref, From: map[string]bool{"enabled": !before.Disabled}, To: map[string]bool{"enabled": !after.Disabled}})
+	}
+	if !slices.Equal(before.Scopes, after.Scopes) || !slices.Equal(before.CORSHeaders, after.CORSHeaders) {
+		s.emit(ctx, Event{EventName: EventKeyUpdated, Operator: op, AccessKey: ref, From: changeView(&before), To: changeView(&after)})
+	}
+	return &after, nil
+}
+
+func keyChangeEqual(a, b *Key) bool {
+	return a.Disabled == b.Disabled && slices.Equal(a.Scopes, b.Scopes) && slices.Equal(a.CORSHeaders, b.CORSHeaders)
+}
+
+// txKey reads a live key inside a transaction.
+func (s *Store) txKey(ctx context.Context, tx *redis.Tx, id string) (*Key, error) {
+	if !ValidAccessID(id) {
+		return nil, &NotFoundError{Kind: "accessKey", ID: id}
+	}
+	b, err := tx.Get(ctx, s.keyKey(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, &NotFoundError{Kind: "accessKey", ID: id}
+	}
+	if err != nil {
+		return nil, err
+	}
+	var k Key
+	if err := json.Unmarshal(b, &k); err != nil {
+		return nil, err
+	}
+	if k.Pending || k.ReplacedBy != "" {
+		return nil, &NotFoundError{Kind: "accessKey", ID: id}
+	}
+	return &k, nil
+}
+
+// DeleteKey removes a key for good.
+func (s *Store) DeleteKey(ctx context.Context, id string, op Operator) error {
+	var gone Key
+	err := s.update(ctx, s.keyKey(id), func(tx *redis.Tx) error {
+		k, err := s.txKey(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		gone = *k
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Del(ctx, s.keyKey(id))
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.publish(ctx, invalidateKeyPrefix+id)
+	_ = s.unindexKey(ctx, &gone)
+	s.emit(ctx, Event{EventName: EventKeyDeleted, Operator: op, AccessKey: keyRef(&gone)})
+	return nil
+}
+
+// RotateKey replaces key id with a new Access ID and Access Key that keep
+// its label, scopes, allowlist and owner. The old pair keeps working for
+// the rotation grace, then never again. It returns the new key and secret.
+func (s *Store) RotateKey(ctx context.Context, id string, op Operator) (*Key, string, error) {
+	old, err := s.Key(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	now := s.Now()
+	secret := NewAccessKey()
+	nk := *old
+	nk.ID, nk.SecretHash, nk.Pending = NewAccessID(), HashSecret(secret), true
+	nk.IssuedAt, nk.ActivatedAt, nk.ModifiedAt, nk.ModifiedBy, nk.Version = now, now, now, op.ID, 1
+	if nk.DisabledReason != DisabledManual {
+		nk.Disabled, nk.DisabledReason = false, ""
+	}
+	// 1. The new record, pending: it cannot authenticate yet.
+	b, _ := json.Marshal(&nk)
+	if ok, err := s.rdb.SetNX(ctx, s.keyKey(nk.ID), b, 0).Result(); err != nil || !ok {
+		if err == nil {
+			err = &ConflictError{Code: "accessKey:id_collision", Message: "generated access ID already exists; try again"}
+		}
+		return nil, "", err
+	}
+	// 2. Atomically retire the old record, unless it changed meanwhile
+	// (deleted or rotated by someone else).
+	graceEnd := now.Add(s.grace)
+	err = s.update(ctx, s.keyKey(id), func(tx *redis.Tx) error {
+		k, err := s.txKey(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		k.GraceUntil, k.ReplacedBy, k.ModifiedAt, k.ModifiedBy = graceEnd, nk.ID, now, op.ID
+		k.Version++
+		rb, _ := json.Marshal(k)
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, s.keyKey(id), rb, 0)
+			p.PExpireAt(ctx, s.keyKey(id), graceEnd.Add(time.Second))
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		s.rdb.Del(context.WithoutCancel(ctx), s.keyKey(nk.ID))
+		return nil, "", err
+	}
+	// 3. The new record goes live.
+	nk.Pending = false
+	b, _ = json.Marshal(&nk)
+	if err := s.rdb.Set(ctx, s.keyKey(nk.ID), b, 0).Err(); err != nil {
+		return nil, "", err
+	}
+	s.publish(ctx, invalidateKeyPrefix+id)
+	_ = s.unindexKey(ctx, old)
+	_ = s.indexKey(ctx, &nk)
+	s.emit(ctx, Event{EventName: EventKeyRotated, Operator: op, AccessKey: keyRef(&nk),
+		From: map[string]string{"accessId": old.ID}, To: map[string]string{"accessId": nk.ID}})
+	return &nk, secret, nil
+}
+
+// ListPage is one page of keys.
+type ListPage struct {
+	Keys []*Key
+	// Next is the continuation token, "" on the last page.
+	Next string
+}
+
+// ListKeys lists every live key of the organisation in Access ID order,
+// limit at a time. The token is the last Access ID of the previous page, so
+// a listing returns each key that exists throughout it exactly once, while
+// other keys are added and deleted.
+func (s *Store) ListKeys(ctx context.Context, limit int, token string) (ListPage, error) {
+	if token != "" && !ValidAccessID(token) {
+		v := &ValidationError{}
+		v.add("token", "accessKey:invalid_token", "the continuation token is not valid")
+		return ListPage{}, v
+	}
+	start := "-"
+	if token != "" {
+		start = "(" + token
+	}
+	var page ListPage
+	for len(page.Keys) < limit {
+		want := limit - len(page.Keys)
+		ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.keysIndex(), Start: start, Stop: "+", ByLex: true, Count: int64(want + 1)}).Result()
+		if err != nil {
+			return ListPage{}, err
+		}
+		more := len(ids) > want
+		if more {
+			ids = ids[:want]
+		}
+		keys, err := s.keysByID(ctx, ids)
+		if err != nil {
+			return ListPage{}, err
+		}
+		page.Keys = append(page.Keys, keys...)
+		if !more {
+			return page, nil
+		}
+		start = "(" + ids[len(ids)-1]
+		if len(page.Keys) == limit {
+			page.Next = ids[len(ids)-1]
+		}
+	}
+	return page, nil
+}
+
+// KeysOfOwner lists the live keys of one owner, in Access ID order.
+func (s *Store) KeysOfOwner(ctx context.Context, ownerID string) ([]*Key, error) {
+	ids, err := s.rdb.SMembers(ctx, s.ownerKeysKey(ownerID)).Result()
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(ids)
+	keys, err := s.keysByID(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := keys[:0]
+	for _, k := range keys {
+		if k.OwnerID == ownerID {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+// keysByID reads live records, skipping index entries whose record is gone.
+func (s *Store) keysByID(ctx context.Context, ids []string) ([]*Key, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.Get(ctx, s.keyKey(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make([]*Key, 0, len(ids))
+	for _, c := range cmds {
+		b, err := c.Bytes()
+		if err != nil {
+			continue
+		}
+		var k Key
+		if json.Unmarshal(b, &k) != nil || k.Pending || k.ReplacedBy != "" {
+			continue
+		}
+		out = append(out, &k)
+	}
+	return out, nil
+}
+
+// LastUsed returns the stored last-use times of the given keys.
+func (s *Store) LastUsed(ctx context.Context, ids ...string) (map[string]time.Time, error) {
+	out := make(map[string]time.Time, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	vals, err := s.rdb.HMGet(ctx, s.lastUsedKey(), ids...).Result()
+	if err != nil {
+		return nil, err
+	}
+	for i, v := range vals {
+		if str, ok := v.(string); ok {
+			if ms, err := strconv.ParseInt(str, 10, 64); err == nil {
+				out[ids[i]] = time.UnixMilli(ms).UTC()
+			}
+		}
+	}
+	return out, nil
+}
+
+// keyRef names k in an audit event.
+func keyRef(k *Key) *KeyRef { return &KeyRef{AccessID: k.ID, Label: k.Label, OwnerID: k.OwnerID} }
+
+// changeView is what audit events show of a key's settings (never its hash).
+func changeView(k *Key) map[string]any {
+	return map[string]any{"enabled": !k.Disabled, "scopes": nonNil(k.Scopes), "corsHeaders": nonNil(k.CORSHeaders), "label": k.Label}
+}

@@ -1,0 +1,186 @@
+package keystore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Reason tells why a credential failed verification.
+type Reason string
+
+// Reasons a credential fails. All of them answer 401 to the client; the
+// reason goes to the audit event and the log only.
+const (
+	ReasonMalformed     Reason = "malformed"
+	ReasonUnknown       Reason = "unknown_access_id"
+	ReasonWrongSecret   Reason = "wrong_secret"
+	ReasonDisabled      Reason = "deactivated"
+	ReasonExpired       Reason = "expired"
+	ReasonUnused        Reason = "unused"
+	ReasonRotated       Reason = "rotated"
+	ReasonOwnerInactive Reason = "owner_inactive"
+)
+
+// AuthError is a failed verification. Errors of any other type are
+// infrastructure failures (Redis unreachable), not verdicts.
+type AuthError struct {
+	Reason   Reason
+	AccessID string
+	// Key is the record, when one was found (for the audit event).
+	Key *Key
+}
+
+func (e *AuthError) Error() string { return "credential rejected: " + string(e.Reason) }
+
+// Identity is a verified credential: what the gateway needs to authorise
+// requests made with it, and until when that holds.
+type Identity struct {
+	AccessID  string
+	Label     string
+	OwnerID   string
+	OwnerKind OwnerKind
+	Email     string
+	// Scopes are the effective scopes, sorted.
+	Scopes []string
+	// Allowlist holds the normalised allowlisted origins.
+	Allowlist []string
+	// Deadline is when this verdict stops holding by itself (expiry, end of
+	// a rotation grace, unused limit); zero if never.
+	Deadline time.Time
+}
+
+// HasScope reports whether the identity holds scope s.
+func (id *Identity) HasScope(s string) bool {
+	for _, x := range id.Scopes {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// PrincipalFunc resolves an owner, perhaps from a cache.
+type PrincipalFunc func(ctx context.Context, ownerID string) (*Principal, error)
+
+// VerifyOptions tune Verify.
+type VerifyOptions struct {
+	// Principal resolves owners; Store.Principal when nil.
+	Principal PrincipalFunc
+	// LastUsed, when set, returns a more recent last use than Redis may
+	// hold yet (uses not flushed); zero if none.
+	LastUsed func(accessID string) time.Time
+}
+
+// Verify checks an Access ID and Access Key. It makes one Redis round trip
+// for the key, the policies and its last use, plus what o.Principal needs.
+// A rejected credential yields *AuthError; any other error means the
+// verdict could not be reached.
+func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOptions) (*Identity, error) {
+	if !ValidAccessID(accessID) || !ValidAccessKey(secret) {
+		return nil, &AuthError{Reason: ReasonMalformed, AccessID: accessID}
+	}
+	pipe := s.rdb.Pipeline()
+	keyCmd := pipe.Get(ctx, s.keyKey(accessID))
+	polCmd := pipe.HGetAll(ctx, s.policyKey())
+	luCmd := pipe.HGet(ctx, s.lastUsedKey(), accessID)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	raw, err := keyCmd.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, &AuthError{Reason: ReasonUnknown, AccessID: accessID}
+	}
+	if err != nil {
+		return nil, err
+	}
+	var k Key
+	if err := json.Unmarshal(raw, &k); err != nil {
+		return nil, err
+	}
+	if k.Pending {
+		return nil, &AuthError{Reason: ReasonUnknown, AccessID: accessID}
+	}
+	if !secretMatches(secret, k.SecretHash) {
+		return nil, &AuthError{Reason: ReasonWrongSecret, AccessID: accessID, Key: &k}
+	}
+	now := s.now()
+	pol := parsePolicies(polCmd.Val())
+	var lastUsed time.Time
+	if ms, err := strconv.ParseInt(luCmd.Val(), 10, 64); err == nil {
+		lastUsed = time.UnixMilli(ms)
+	}
+	if o.LastUsed != nil {
+		if t := o.LastUsed(accessID); t.After(lastUsed) {
+			lastUsed = t
+		}
+	}
+	deadline, reason := keyDeadline(&k, pol, lastUsed, now)
+	if reason != "" {
+		return nil, &AuthError{Reason: reason, AccessID: accessID, Key: &k}
+	}
+	principal := o.Principal
+	if principal == nil {
+		principal = s.Principal
+	}
+	p, err := principal(ctx, k.OwnerID)
+	if err != nil {
+		return nil, err
+	}
+	if !p.Active {
+		return nil, &AuthError{Reason: ReasonOwnerInactive, AccessID: accessID, Key: &k}
+	}
+	return &Identity{
+		AccessID:  k.ID,
+		Label:     k.Label,
+		OwnerID:   k.OwnerID,
+		OwnerKind: k.OwnerKind,
+		Email:     p.Email,
+		Scopes:    EffectiveScopes(k.Scopes, p.Capabilities),
+		Allowlist: k.CORSHeaders,
+		Deadline:  deadline,
+	}, nil
+}
+
+// keyDeadline tells whether k may authenticate at now and, if so, until
+// when that holds by itself.
+func keyDeadline(k *Key, pol Policies, lastUsed, now time.Time) (time.Time, Reason) {
+	if k.ReplacedBy != "" && !now.Before(k.GraceUntil) {
+		return time.Time{}, ReasonRotated
+	}
+	switch k.DisabledReason {
+	case DisabledExpired:
+		return time.Time{}, ReasonExpired
+	case DisabledUnused:
+		return time.Time{}, ReasonUnused
+	}
+	if k.Disabled {
+		return time.Time{}, ReasonDisabled
+	}
+	var deadline time.Time
+	earliest := func(t time.Time) {
+		if !t.IsZero() && (deadline.IsZero() || t.Before(deadline)) {
+			deadline = t
+		}
+	}
+	if k.ReplacedBy != "" {
+		earliest(k.GraceUntil)
+	} else {
+		// A rotated-out key lives out its grace whatever the policies say.
+		exp := pol.ExpiresAt(k)
+		if !exp.IsZero() && !now.Before(exp) {
+			return time.Time{}, ReasonExpired
+		}
+		earliest(exp)
+		unused := pol.UnusedAt(k, lastUsed)
+		if !unused.IsZero() && !now.Before(unused) {
+			return time.Time{}, ReasonUnused
+		}
+		earliest(unused)
+	}
+	return deadline, ""
+}
