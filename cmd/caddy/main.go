@@ -7,7 +7,7 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	_ "github.com/accessgate/accessgate/caddymodule"
+	_ "github.com/accessgate/accessgate"
 )
 
 func main() {

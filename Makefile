@@ -1,0 +1,36 @@
+# accessgate: common tasks. `make test` runs everything CI runs.
+GO ?= go
+
+.PHONY: all build test fuzz bench demo adapt clean
+
+all: build
+
+## build: a Caddy binary with the accessgate modules, at ./caddy
+build:
+	$(GO) build -o caddy ./cmd/caddy
+
+## test: gofmt, vet, and the whole race-enabled test suite (needs redis-server)
+test:
+	./scripts/test.sh
+
+## fuzz: run each fuzz target for FUZZTIME (default 20s)
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test ./caddymodule -run '^$$' -fuzz '^FuzzParseBasic$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./keystore -run '^$$' -fuzz '^FuzzNormalizeOrigin$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./caddymodule -run '^$$' -fuzz '^FuzzHandlerCaddyfile$$' -fuzztime $(FUZZTIME)
+
+## bench: Go benchmarks of the hot path
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./authcache ./caddymodule ./keystore
+
+## demo: run the gateway on Caddyfile.example and print a demo key
+demo:
+	./scripts/demo.sh
+
+## adapt: show the JSON of Caddyfile.example
+adapt: build
+	./caddy adapt --config Caddyfile.example --adapter caddyfile --pretty
+
+clean:
+	rm -f caddy

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs the gateway with Caddyfile.example against a local Redis and prints a
+# ready-to-use demo key. Installs redis-server (and make) with apt when they
+# are missing and starts Redis on 127.0.0.1:6379 when none answers there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+
+apt_install() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "demo: $* missing; run as root or install it: apt-get install -y $*" >&2
+		exit 1
+	fi
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+command -v go >/dev/null || { echo "demo: Go 1.26 or newer is required (https://go.dev/doc/install)" >&2; exit 1; }
+command -v redis-server >/dev/null || apt_install redis-server
+command -v make >/dev/null || apt_install make
+
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+	echo "demo: starting redis-server on 127.0.0.1:6379"
+	redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+	for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
+echo "demo: building ./caddy"
+go build -o caddy ./cmd/caddy
+
+ak() { ./caddy access-keys --config Caddyfile.example "$@"; }
+ak role add --id demo-viewer --name "Demo viewer" \
+	--capability viewCollectors --capability runLogSearch --capability createAccessKeys >/dev/null
+ak user add --id demo --email demo@example.com --role demo-viewer >/dev/null
+out=$(ak create --user demo --label "demo key" --scope viewCollectors --scope runLogSearch --cors https://app.example.com)
+id=$(printf '%s\n' "$out" | sed -n 's/^Access ID: *//p')
+key=$(printf '%s\n' "$out" | sed -n 's/^Access Key: *//p')
+
+cat <<TXT
+
+Demo key (shown once; it is stored only as a hash):
+  Access ID:  $id
+  Access Key: $key
+
+Try it once the gateway below is up:
+  curl -i -u '$id:$key' http://127.0.0.1:8080/api/v1/collectors        # 200, forwarded
+  curl -i -u '$id:$key' -X POST http://127.0.0.1:8080/api/v1/collectors # 403, lacks manageCollectors
+  curl -i http://127.0.0.1:8080/api/v1/collectors                        # 401
+  ./caddy access-keys --config Caddyfile.example list
+
+TXT
+exec ./caddy run --config Caddyfile.example --adapter caddyfile

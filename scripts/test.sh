@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs every check and test (vet, gofmt, the race-enabled test suite,
+# Caddyfile.example adaptation) and prints a summary line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+
+command -v redis-server >/dev/null || {
+	echo "test: redis-server not found: install it with 'apt-get install -y redis-server'" >&2
+	exit 1
+}
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "test: not gofmt-clean:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+go vet ./...
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+go test -race -count=1 -timeout 20m -v ${TESTFLAGS:-} ./... >"$log" 2>&1 || status=$?
+grep -E '^(ok|FAIL|---|panic:|\?)|^\s+--- FAIL' "$log" | grep -v -- '--- PASS' || true
+if [ "$status" -ne 0 ]; then
+	echo "---- failures ----"
+	grep -E -B2 -A25 -- '--- FAIL|^panic:' "$log" | head -400 || true
+fi
+passed=$(grep -cE '^\s*--- PASS' "$log" || true)
+failed=$(grep -cE '^\s*--- FAIL' "$log" || true)
+skipped=$(grep -cE '^\s*--- SKIP' "$log" || true)
+echo "${passed} passed, ${failed} failed, ${skipped} skipped"
+exit "$status"
