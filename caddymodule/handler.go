@@ -8,7 +8,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
 
 	"github.com/accessgate/accessgate/keystore"
 )
@@ -56,9 +55,7 @@ type Handler struct {
 	// headers; pass hands them to the next handler.
 	Preflight string `json:"preflight,omitempty"`
 
-	app        *App
-	logger     *zap.Logger
-	challenge  string
+	gate       gate
 	allowAny   bool
 	passPreflt bool
 }
@@ -73,11 +70,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // Provision sets the handler up and gets the access_keys app.
 func (h *Handler) Provision(ctx caddy.Context) error {
-	h.logger = ctx.Logger()
 	if h.Realm == "" {
 		h.Realm = "API"
 	}
-	h.challenge = fmt.Sprintf("Basic realm=%q", h.Realm)
 	h.allowAny = h.Unmapped == UnmappedAllow
 	h.passPreflt = h.Preflight == PreflightPass
 	for i := range h.Scopes {
@@ -85,12 +80,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
-	app, err := ctx.App("access_keys")
-	if err != nil {
-		return fmt.Errorf("getting access_keys app: %w", err)
-	}
-	h.app = app.(*App)
-	return nil
+	return h.gate.provision(ctx, h.Realm)
 }
 
 // Validate checks the handler's settings.
@@ -116,39 +106,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if r.Method == http.MethodOptions {
 		return h.preflight(w, r, next)
 	}
-	st := h.app.state
-	id, secret, ok := parseBasic(r.Header.Get("Authorization"))
-	if !ok || !keystore.ValidAccessID(id) || !keystore.ValidAccessKey(secret) {
-		h.reject(w, r, rejection{status: http.StatusUnauthorized, reason: string(keystore.ReasonMalformed), accessID: printableID(id)})
-		return nil
-	}
-	e, err := st.authenticate(r.Context(), id, secret)
-	if err != nil {
-		var ae *keystore.AuthError
-		if errors.As(err, &ae) {
-			rej := rejection{status: http.StatusUnauthorized, reason: string(ae.Reason), accessID: id}
-			if ae.Key != nil {
-				rej.label, rej.ownerID = ae.Key.Label, ae.Key.OwnerID
-			}
-			h.reject(w, r, rej)
-			return nil
-		}
-		h.reject(w, r, rejection{status: http.StatusServiceUnavailable, reason: "redis_unavailable", accessID: id, err: err})
+	e, ok := h.gate.check(w, r)
+	if !ok {
 		return nil
 	}
 	ident := e.ident
 	origin := r.Header.Get("Origin")
-	if origin != "" {
-		norm, err := keystore.NormalizeOrigin(origin)
-		if err != nil || !keystore.OriginAllowed(ident.Allowlist, norm) {
-			h.reject(w, r, rejection{status: http.StatusForbidden, reason: "origin_not_allowlisted", ident: ident, origin: origin})
-			return nil
-		}
-	}
 	if missing, mapped, err := h.missingScope(r, ident); err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	} else if missing != "" || !mapped && !h.allowAny {
-		h.reject(w, r, rejection{status: http.StatusForbidden, reason: "scope_missing", ident: ident, scope: missing})
+		h.gate.reject(w, r, rejection{status: http.StatusForbidden, reason: "scope_missing", ident: ident, scope: missing})
 		return nil
 	}
 
@@ -245,16 +212,6 @@ func isToken(s string) bool {
 		}
 	}
 	return true
-}
-
-// printableID keeps a presented Access ID for logs only if it has the shape
-// of one, so that logs never carry arbitrary client bytes (or a secret
-// typed into the wrong field).
-func printableID(id string) string {
-	if keystore.ValidAccessID(id) {
-		return id
-	}
-	return ""
 }
 
 // Interface guards.

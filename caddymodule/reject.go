@@ -24,13 +24,13 @@ type rejection struct {
 
 // reject answers a refused request with body A, logs it with its error id
 // and queues its audit event (rate-limited).
-func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rej rejection) {
+func (g *gate) reject(w http.ResponseWriter, r *http.Request, rej rejection) {
 	errID := newErrorID()
 	var code, msg, event string
 	switch rej.status {
 	case http.StatusUnauthorized:
 		code, msg, event = codeUnauthorized, msgUnauthorized, keystore.EventAuthFailed
-		w.Header().Set("WWW-Authenticate", h.challenge)
+		w.Header().Set("WWW-Authenticate", g.challenge)
 	case http.StatusForbidden:
 		code, event = codeForbidden, keystore.EventScopeRejected
 		switch {
@@ -56,8 +56,8 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rej rejection) 
 		extra.Add(zap.String("access_keys_reason", rej.reason))
 	}
 	if rej.status == http.StatusServiceUnavailable {
-		h.logger.Error("access key could not be verified", zap.String("error_id", errID), zap.String("access_id", rej.accessID), zap.Error(rej.err))
-	} else if ce := h.logger.Check(zap.DebugLevel, "request rejected"); ce != nil {
+		g.logger.Error("access key could not be verified", zap.String("error_id", errID), zap.String("access_id", rej.accessID), zap.Error(rej.err))
+	} else if ce := g.logger.Check(zap.DebugLevel, "request rejected"); ce != nil {
 		ce.Write(zap.String("error_id", errID), zap.Int("status", rej.status), zap.String("reason", rej.reason),
 			zap.String("access_id", rej.accessID), zap.String("client_ip", clientIP))
 	}
@@ -77,7 +77,7 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rej rejection) 
 		if rej.scope != "" {
 			ev.Details["scope"] = rej.scope
 		}
-		h.app.state.audit.reject(ev)
+		g.app.state.audit.reject(ev)
 	}
 	writeErrorA(w, rej.status, errID, code, msg)
 }
