@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -123,9 +122,6 @@ func (s *Store) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 		limit = 1000
 	}
 	start := "-"
-	if !f.Since.IsZero() {
-		start = strconv.FormatInt(f.Since.UnixMilli(), 10)
-	}
 	var out []Event
 	for len(out) < limit {
 		msgs, err := s.rdb.XRangeN(ctx, s.auditKey(), start, "+", 500).Result()
@@ -137,6 +133,9 @@ func (s *Store) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 			var e Event
 			if err := json.Unmarshal([]byte(raw), &e); err != nil {
 				return nil, fmt.Errorf("corrupt audit event %s: %w", m.ID, err)
+			}
+			if e.EventTime.Before(f.Since) {
+				continue
 			}
 			if f.Name == "" || e.EventName == f.Name {
 				out = append(out, e)

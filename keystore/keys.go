@@ -188,11 +188,13 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operat
 		}
 		before = *k
 		now := s.Now()
+		if u.Disabled != nil && !*u.Disabled {
+			if exp := pol.ExpiresAt(k); k.DisabledReason == DisabledExpired || !exp.IsZero() && !now.Before(exp) {
+				return &ConflictError{Code: "accessKey:expired", Message: "the access key has expired; rotate it to get a working key"}
+			}
+		}
 		if u.Disabled != nil && *u.Disabled != k.Disabled {
 			if !*u.Disabled {
-				if exp := pol.ExpiresAt(k); k.DisabledReason == DisabledExpired || !exp.IsZero() && !now.Before(exp) {
-					return &ConflictError{Code: "accessKey:expired", Message: "the access key has expired; rotate it to get a working key"}
-				}
 				k.Disabled, k.DisabledReason, k.ActivatedAt = false, "", now
 			} else {
 				k.Disabled, k.DisabledReason = true, DisabledManual
@@ -224,7 +226,7 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operat
 	if before.Version == after.Version {
 		return &after, nil
 	}
-	s.publish(ctx, invalidateKeyPrefix+id)
+	s.publishKey(ctx, &after)
 	ref := keyRef(&after)
 	if before.Disabled != after.Disabled {
 		name := EventKeyActivated
@@ -283,7 +285,7 @@ func (s *Store) DeleteKey(ctx context.Context, id string, op Operator) error {
 	if err != nil {
 		return err
 	}
-	s.publish(ctx, invalidateKeyPrefix+id)
+	s.publishKey(ctx, &gone)
 	_ = s.unindexKey(ctx, &gone)
 	s.emit(ctx, Event{EventName: EventKeyDeleted, Operator: op, AccessKey: keyRef(&gone)})
 	return nil
@@ -293,6 +295,20 @@ func (s *Store) DeleteKey(ctx context.Context, id string, op Operator) error {
 // its label, scopes, allowlist and owner. The old pair keeps working for
 // the rotation grace, then never again. It returns the new key and secret.
 func (s *Store) RotateKey(ctx context.Context, id string, op Operator) (*Key, string, error) {
+	for range maxTxRetries {
+		nk, secret, err := s.rotateOnce(ctx, id, op)
+		if errors.Is(err, errStale) {
+			continue
+		}
+		return nk, secret, err
+	}
+	return nil, "", &ConflictError{Code: "accessKey:busy", Message: "the access key is changing too often; try again"}
+}
+
+// errStale says the key changed between the read and the transaction.
+var errStale = errors.New("stale read")
+
+func (s *Store) rotateOnce(ctx context.Context, id string, op Operator) (*Key, string, error) {
 	old, err := s.Key(ctx, id)
 	if err != nil {
 		return nil, "", err
@@ -300,7 +316,7 @@ func (s *Store) RotateKey(ctx context.Context, id string, op Operator) (*Key, st
 	now := s.Now()
 	secret := NewAccessKey()
 	nk := *old
-	nk.ID, nk.SecretHash, nk.Pending = NewAccessID(), HashSecret(secret), true
+	nk.ID, nk.SecretHash, nk.Pending, nk.RotatedFrom = NewAccessID(), HashSecret(secret), true, old.ID
 	nk.IssuedAt, nk.ActivatedAt, nk.ModifiedAt, nk.ModifiedBy, nk.Version = now, now, now, op.ID, 1
 	if nk.DisabledReason != DisabledManual {
 		nk.Disabled, nk.DisabledReason = false, ""
@@ -314,19 +330,23 @@ func (s *Store) RotateKey(ctx context.Context, id string, op Operator) (*Key, st
 		return nil, "", err
 	}
 	// 2. Atomically retire the old record, unless it changed meanwhile
-	// (deleted or rotated by someone else).
-	graceEnd := now.Add(s.grace)
+	// (updated, deleted or rotated by someone else).
 	err = s.update(ctx, s.keyKey(id), func(tx *redis.Tx) error {
 		k, err := s.txKey(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		k.GraceUntil, k.ReplacedBy, k.ModifiedAt, k.ModifiedBy = graceEnd, nk.ID, now, op.ID
+		if k.Version != old.Version {
+			return errStale
+		}
+		k.GraceUntil, k.ReplacedBy, k.ModifiedAt, k.ModifiedBy = now.Add(s.grace), nk.ID, now, op.ID
 		k.Version++
 		rb, _ := json.Marshal(k)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.keyKey(id), rb, 0)
-			p.PExpireAt(ctx, s.keyKey(id), graceEnd.Add(time.Second))
+			// Relative, so that a clock skew between this instance and
+			// Redis cannot end the grace early.
+			p.PExpire(ctx, s.keyKey(id), s.grace+time.Second)
 			return nil
 		})
 		return err
@@ -471,4 +491,13 @@ func keyRef(k *Key) *KeyRef { return &KeyRef{AccessID: k.ID, Label: k.Label, Own
 // changeView is what audit events show of a key's settings (never its hash).
 func changeView(k *Key) map[string]any {
 	return map[string]any{"enabled": !k.Disabled, "scopes": nonNil(k.Scopes), "corsHeaders": nonNil(k.CORSHeaders), "label": k.Label}
+}
+
+// publishKey announces a change of k, and of the key it replaced, whose
+// grace depends on k.
+func (s *Store) publishKey(ctx context.Context, k *Key) {
+	s.publish(ctx, invalidateKeyPrefix+k.ID)
+	if k.RotatedFrom != "" {
+		s.publish(ctx, invalidateKeyPrefix+k.RotatedFrom)
+	}
 }

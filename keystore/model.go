@@ -47,6 +47,9 @@ type Key struct {
 	GraceUntil time.Time `json:"graceUntil,omitzero"`
 	// ReplacedBy is the Access ID that replaced this one in a rotation.
 	ReplacedBy string `json:"replacedBy,omitempty"`
+	// RotatedFrom is the Access ID this key replaced in a rotation; that
+	// key works during its grace only while this one does.
+	RotatedFrom string `json:"rotatedFrom,omitempty"`
 	// Pending is set while the rotation that creates this key is not yet
 	// committed; such a key never authenticates.
 	Pending bool `json:"pending,omitempty"`

@@ -142,7 +142,7 @@ func splitHostPort(s string) (host, port string, err error) {
 			return "", "", ErrOriginSyntax
 		}
 		host = s[:end+1]
-		if _, err := netip.ParseAddr(s[1:end]); err != nil || strings.Contains(s[1:end], "%") {
+		if a, err := netip.ParseAddr(s[1:end]); err != nil || !a.Is6() || a.Zone() != "" {
 			return "", "", ErrOriginSyntax
 		}
 		s = s[end+1:]

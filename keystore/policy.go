@@ -115,6 +115,14 @@ func (s *Store) setPolicy(ctx context.Context, name, field, setAtField string, d
 	if err != nil {
 		return Policies{}, err
 	}
+	current := before.LifetimeDays
+	if field == "unusedDays" {
+		current = before.UnusedDays
+	}
+	if current == days {
+		// Not a change: every key keeps its expiry.
+		return before, nil
+	}
 	now := s.Now()
 	if err := s.rdb.HSet(ctx, s.policyKey(), field, days, setAtField, now.UnixMilli()).Err(); err != nil {
 		return Policies{}, err

@@ -123,6 +123,17 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 	if reason != "" {
 		return nil, &AuthError{Reason: reason, AccessID: accessID, Key: &k}
 	}
+	if k.ReplacedBy != "" {
+		// A rotated-out key works in its grace only while its successor
+		// does: deleting or deactivating the new key ends the old one too.
+		next, err := s.rawKey(ctx, k.ReplacedBy)
+		if errors.Is(err, ErrNotFound) || err == nil && next.Disabled {
+			return nil, &AuthError{Reason: ReasonRotated, AccessID: accessID, Key: &k}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	principal := o.Principal
 	if principal == nil {
 		principal = s.Principal
@@ -167,15 +178,15 @@ func keyDeadline(k *Key, pol Policies, lastUsed, now time.Time) (time.Time, Reas
 			deadline = t
 		}
 	}
+	exp := pol.ExpiresAt(k)
+	if !exp.IsZero() && !now.Before(exp) {
+		return time.Time{}, ReasonExpired
+	}
+	earliest(exp)
 	if k.ReplacedBy != "" {
+		// Rotation removed the old key's last use: only its grace counts.
 		earliest(k.GraceUntil)
 	} else {
-		// A rotated-out key lives out its grace whatever the policies say.
-		exp := pol.ExpiresAt(k)
-		if !exp.IsZero() && !now.Before(exp) {
-			return time.Time{}, ReasonExpired
-		}
-		earliest(exp)
 		unused := pol.UnusedAt(k, lastUsed)
 		if !unused.IsZero() && !now.Before(unused) {
 			return time.Time{}, ReasonUnused
