@@ -23,6 +23,10 @@ const (
 	DefaultRotationGrace = 5 * time.Minute
 	DefaultLastUsedFlush = time.Minute
 	DefaultSweepInterval = time.Minute
+
+	DefaultMaxFailuresPerClient = 100
+	DefaultMaxFailuresPerKey    = 20
+	DefaultFailureWindow        = time.Minute
 )
 
 // App is the access_keys app: one per Caddy instance, configured in the
@@ -61,6 +65,19 @@ type App struct {
 	// SweepInterval is how often expiry and unused-key deactivation are
 	// recorded. Default: 1m.
 	SweepInterval caddy.Duration `json:"sweep_interval,omitempty"`
+
+	// MaxFailuresPerClient is how many failed authentications one client
+	// address may make in FailureWindow before its uncached requests get
+	// 429. Default: 100; -1 disables the limit.
+	MaxFailuresPerClient int `json:"max_failures_per_client,omitempty"`
+
+	// MaxFailuresPerKey is how many failed authentications one Access ID
+	// may see in FailureWindow before its uncached requests get 429 (a
+	// cached, valid credential still passes). Default: 20; -1 disables.
+	MaxFailuresPerKey int `json:"max_failures_per_key,omitempty"`
+
+	// FailureWindow is the window of both failure limits. Default: 1m.
+	FailureWindow caddy.Duration `json:"failure_window,omitempty"`
 
 	state  *state
 	logger *zap.Logger
@@ -103,6 +120,15 @@ func (a App) withDefaults() App {
 	if a.LastUsedFlush == 0 {
 		a.LastUsedFlush = caddy.Duration(DefaultLastUsedFlush)
 	}
+	if a.MaxFailuresPerClient == 0 {
+		a.MaxFailuresPerClient = DefaultMaxFailuresPerClient
+	}
+	if a.MaxFailuresPerKey == 0 {
+		a.MaxFailuresPerKey = DefaultMaxFailuresPerKey
+	}
+	if a.FailureWindow == 0 {
+		a.FailureWindow = caddy.Duration(DefaultFailureWindow)
+	}
 	if a.SweepInterval == 0 {
 		a.SweepInterval = caddy.Duration(DefaultSweepInterval)
 	}
@@ -119,6 +145,8 @@ func (a *App) Validate() error {
 		return errors.New("access_keys: cache_size must not be negative")
 	case c.RotationGrace < 0:
 		return errors.New("access_keys: rotation_grace must not be negative")
+	case c.FailureWindow < 0:
+		return errors.New("access_keys: failure_window must be positive")
 	case c.LastUsedFlush < 0 || c.SweepInterval < 0:
 		return errors.New("access_keys: last_used_flush and sweep_interval must be positive")
 	case c.RedisSentinel != nil && (c.RedisSentinel.Master == "" || len(c.RedisSentinel.Addrs) == 0):
@@ -157,7 +185,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("access_keys: %w", err)
 	}
 	a.state = v.(*state)
-	return nil
+	return a.state.registerMetrics(ctx.GetMetricsRegistry())
 }
 
 // Start implements caddy.App. The background loops belong to the shared

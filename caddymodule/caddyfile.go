@@ -40,6 +40,9 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		rotation_grace  <duration>
 //		last_used_flush <duration>
 //		sweep_interval  <duration>
+//		max_failures_per_client <n>
+//		max_failures_per_key    <n>
+//		failure_window  <duration>
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
@@ -77,7 +80,20 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("cache_size %q: must be a positive whole number", d.Val())
 			}
 			a.CacheSize = n
-		case "cache_ttl", "rotation_grace", "last_used_flush", "sweep_interval":
+		case "max_failures_per_client", "max_failures_per_key":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n == 0 || n < -1 {
+				return d.Errf("%s %q: must be a positive whole number, or -1 for no limit", opt, d.Val())
+			}
+			if opt == "max_failures_per_client" {
+				a.MaxFailuresPerClient = n
+			} else {
+				a.MaxFailuresPerKey = n
+			}
+		case "cache_ttl", "rotation_grace", "last_used_flush", "sweep_interval", "failure_window":
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
@@ -93,6 +109,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.RotationGrace = v
 			case "last_used_flush":
 				a.LastUsedFlush = v
+			case "failure_window":
+				a.FailureWindow = v
 			default:
 				a.SweepInterval = v
 			}

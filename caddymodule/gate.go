@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/accessgate/accessgate/keystore"
@@ -34,14 +36,22 @@ func (g *gate) provision(ctx caddy.Context, realm string) error {
 // check authenticates r and applies the key's CORS allowlist. When it
 // returns false it has already answered the request.
 func (g *gate) check(w http.ResponseWriter, r *http.Request) (*entry, bool) {
+	st := g.app.state
+	client, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
 	id, secret, ok := parseBasic(r.Header.Get("Authorization"))
 	if !ok || !keystore.ValidAccessID(id) || !keystore.ValidAccessKey(secret) {
+		st.failed("", client)
 		g.reject(w, r, rejection{status: http.StatusUnauthorized, reason: string(keystore.ReasonMalformed), accessID: printableID(id)})
 		return nil, false
 	}
-	e, err := g.app.state.authenticate(r.Context(), id, secret)
+	e, err := st.authenticate(r.Context(), id, secret, client)
 	if err != nil {
 		var ae *keystore.AuthError
+		var le *limitError
+		if errors.As(err, &le) {
+			g.reject(w, r, rejection{status: http.StatusTooManyRequests, reason: "too_many_failures", accessID: id, retryAfter: le.retryAfter})
+			return nil, false
+		}
 		if errors.As(err, &ae) {
 			rej := rejection{status: http.StatusUnauthorized, reason: string(ae.Reason), accessID: id}
 			if ae.Key != nil {
@@ -60,6 +70,7 @@ func (g *gate) check(w http.ResponseWriter, r *http.Request) (*entry, bool) {
 			return nil, false
 		}
 	}
+	st.lastUsed.touch(e, time.Now())
 	return e, true
 }
 

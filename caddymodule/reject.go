@@ -1,7 +1,10 @@
 package caddymodule
 
 import (
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -20,6 +23,8 @@ type rejection struct {
 	origin   string
 	scope    string
 	err      error
+	// retryAfter is the wait to announce with a 429.
+	retryAfter time.Duration
 }
 
 // reject answers a refused request with body A, logs it with its error id
@@ -43,6 +48,7 @@ func (g *gate) reject(w http.ResponseWriter, r *http.Request, rej rejection) {
 		}
 	case http.StatusTooManyRequests:
 		code, msg, event = codeRateLimited, msgRateLimited, keystore.EventAuthFailed
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(rej.retryAfter.Seconds())))))
 	default:
 		code, msg = codeUnavailable, msgUnavailable
 	}
@@ -79,6 +85,7 @@ func (g *gate) reject(w http.ResponseWriter, r *http.Request, rej rejection) {
 		}
 		g.app.state.audit.reject(ev)
 	}
+	g.app.state.metrics.count(outcomeOf(rej.status))
 	writeErrorA(w, rej.status, errID, code, msg)
 }
 
@@ -87,4 +94,17 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// outcomeOf names the metrics outcome of a rejection status.
+func outcomeOf(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return outcomeRejected
+	case http.StatusTooManyRequests:
+		return outcomeRateLimited
+	case http.StatusForbidden:
+		return outcomeForbidden
+	}
+	return outcomeUnavailable
 }

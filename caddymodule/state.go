@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -37,6 +39,8 @@ type entry struct {
 	idHdr     []string
 	ownerHdr  []string
 	scopesHdr []string
+	// lastMark is the Unix second of the last use recorded for this entry.
+	lastMark int64
 }
 
 func newEntry(id *keystore.Identity) *entry {
@@ -61,13 +65,28 @@ type state struct {
 	store  *keystore.Store
 	auth   *authcache.Cache[credKey, *entry]
 	owners *authcache.Cache[string, ownerEntry]
-	audit  *auditQueue
-	salt   [32]byte
-	now    func() time.Time
+	// negative remembers Access IDs that do not exist, briefly, so that
+	// repeated requests with one made-up ID cost Redis one lookup.
+	negative *authcache.Cache[string, struct{}]
+	// byClient and byKey limit failed authentications.
+	byClient *failureLimiter
+	byKey    *failureLimiter
+	lastUsed *lastUseTracker
+	audit    *auditQueue
+	metrics  *stateMetrics
+	salt     [32]byte
+	now      func() time.Time
+
+	subscriptionUp atomic.Bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
+
+// negativeTTL is how long an unknown Access ID is remembered.
+const negativeTTL = 30 * time.Second
+
+func (s *state) logger() *zap.Logger { return caddy.Log().Named("access_keys") }
 
 func auditLogger() *zap.Logger { return caddy.Log().Named("access_keys.audit") }
 
@@ -104,7 +123,8 @@ func newState(cfg App) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &state{cfg: cfg, rdb: rdb, now: time.Now}
+	s := &state{cfg: cfg, rdb: rdb, now: time.Now, metrics: newStateMetrics(), lastUsed: newLastUseTracker()}
+	rdb.AddHook(redisHook{s.metrics})
 	if _, err := rand.Read(s.salt[:]); err != nil {
 		return nil, err
 	}
@@ -120,19 +140,42 @@ func newState(cfg App) (*state, error) {
 		Shards: 16,
 		Hash:   func(k credKey) uint64 { return binary.LittleEndian.Uint64(k.sum[:8]) },
 	})
-	s.owners = authcache.New[string, ownerEntry](authcache.Config[string]{
-		Size: 10000,
-		TTL:  ttl,
-	})
+	s.owners = authcache.New[string, ownerEntry](authcache.Config[string]{Size: 10000, TTL: ttl})
+	s.negative = authcache.New[string, struct{}](authcache.Config[string]{Size: 100000, TTL: min(ttl, negativeTTL)})
+	window := time.Duration(cfg.FailureWindow)
+	s.byClient = newFailureLimiter(cfg.MaxFailuresPerClient, window, 100000)
+	s.byKey = newFailureLimiter(cfg.MaxFailuresPerKey, window, 100000)
+	s.audit = newAuditQueue(s.store, 1024, 20, 100)
+
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.audit = newAuditQueue(s.store, 1024, 20, 100)
-	s.loop(ctx, func(ctx context.Context) { s.audit.run(ctx) })
+	s.loop(ctx, s.audit.run)
+	s.loop(ctx, s.subscribe)
+	s.every(ctx, time.Duration(cfg.LastUsedFlush), s.flushLastUsed)
+	s.every(ctx, time.Duration(cfg.SweepInterval), s.sweep)
 	s.every(ctx, time.Minute, func(context.Context) {
 		s.auth.SweepExpired()
 		s.owners.SweepExpired()
+		s.negative.SweepExpired()
 	})
 	return s, nil
+}
+
+// sweep records expired and unused keys as deactivated. One instance per
+// interval does the work; the store makes each change exactly once anyway.
+func (s *state) sweep(ctx context.Context) {
+	interval := time.Duration(s.cfg.SweepInterval)
+	if ok, err := s.store.TryLock(ctx, "sweep", interval*9/10); err != nil || !ok {
+		return
+	}
+	res, err := s.store.Sweep(ctx)
+	if err != nil {
+		s.logger().Warn("sweep failed", zap.Error(err))
+		return
+	}
+	if res.Expired+res.Unused > 0 {
+		s.logger().Info("keys deactivated by policy", zap.Int("expired", res.Expired), zap.Int("unused", res.Unused), zap.Int("scanned", res.Scanned))
+	}
 }
 
 // loop runs fn in a goroutine that Destruct waits for.
@@ -165,6 +208,9 @@ func (s *state) every(ctx context.Context, d time.Duration, fn func(context.Cont
 func (s *state) Destruct() error {
 	s.cancel()
 	s.wg.Wait()
+	flush, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	s.flushLastUsed(flush)
+	cancel()
 	return s.rdb.Close()
 }
 
@@ -183,9 +229,29 @@ func (s *state) credKeyOf(id, secret string) credKey {
 }
 
 // authenticate verifies a well-formed credential, from the cache when it
-// can. Concurrent misses for one credential share one Redis lookup.
-func (s *state) authenticate(ctx context.Context, id, secret string) (*entry, error) {
-	e, _, err := s.auth.GetOrLoad(ctx, s.credKeyOf(id, secret), func(ctx context.Context) (*entry, time.Time, []string, error) {
+// can. Concurrent misses for one credential share one Redis lookup. On a
+// miss, clients and Access IDs that failed too often are refused before
+// any Redis call (*limitError), and so are Access IDs known not to exist.
+func (s *state) authenticate(ctx context.Context, id, secret, client string) (*entry, error) {
+	k := s.credKeyOf(id, secret)
+	if e, ok := s.auth.Get(k); ok {
+		s.metrics.count(outcomeCacheHit)
+		return e, nil
+	}
+	now := s.now()
+	if d, blocked := s.byClient.blocked(client, now); blocked {
+		return nil, &limitError{retryAfter: d}
+	}
+	if d, blocked := s.byKey.blocked(id, now); blocked {
+		return nil, &limitError{retryAfter: d}
+	}
+	if _, unknown := s.negative.Get(id); unknown {
+		s.failed(id, client)
+		return nil, &keystore.AuthError{Reason: keystore.ReasonUnknown, AccessID: id}
+	}
+	e, _, err := s.auth.GetOrLoad(ctx, k, func(ctx context.Context) (*entry, time.Time, []string, error) {
+		ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+		defer cancel()
 		var ownerDeadline time.Time
 		ident, err := s.store.Verify(ctx, id, secret, keystore.VerifyOptions{
 			Principal: func(ctx context.Context, ownerID string) (*keystore.Principal, error) {
@@ -193,6 +259,7 @@ func (s *state) authenticate(ctx context.Context, id, secret string) (*entry, er
 				ownerDeadline = oe.deadline
 				return oe.p, err
 			},
+			LastUsed: s.lastUsed.get,
 		})
 		if err != nil {
 			return nil, time.Time{}, nil, err
@@ -203,8 +270,34 @@ func (s *state) authenticate(ctx context.Context, id, secret string) (*entry, er
 		}
 		return newEntry(ident), deadline, []string{ident.AccessID, ownerTag(ident.OwnerID)}, nil
 	})
+	var ae *keystore.AuthError
+	switch {
+	case err == nil:
+		s.metrics.count(outcomeVerified)
+	case errors.As(err, &ae):
+		if ae.Reason == keystore.ReasonUnknown {
+			s.negative.Add(id, struct{}{}, time.Time{})
+		}
+		s.failed(id, client)
+	}
 	return e, err
 }
+
+// verifyTimeout bounds one verification against Redis, so that an outage
+// answers 503 quickly instead of holding requests.
+const verifyTimeout = 2 * time.Second
+
+// failed counts a failed authentication against its client and Access ID.
+func (s *state) failed(id, client string) {
+	now := s.now()
+	s.byClient.fail(client, now)
+	s.byKey.fail(id, now)
+}
+
+// limitError says a client or Access ID failed too often.
+type limitError struct{ retryAfter time.Duration }
+
+func (e *limitError) Error() string { return "too many failed authentication attempts" }
 
 // ownerTag is the cache tag of every entry owned by ownerID.
 func ownerTag(ownerID string) string { return "owner:" + ownerID }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -22,6 +23,13 @@ type RedisConfig struct {
 // DefaultRedisURL is used when no Redis is configured.
 const DefaultRedisURL = "redis://127.0.0.1:6379/0"
 
+// Timeouts applied when a URL does not set its own: short, so that an
+// outage turns into a quick error rather than held requests.
+const (
+	defaultDialTimeout = 2 * time.Second
+	defaultIOTimeout   = time.Second
+)
+
 // Dial builds a Redis client for cfg without contacting Redis.
 func Dial(cfg RedisConfig) (redis.UniversalClient, error) {
 	urls := cfg.URLs
@@ -34,13 +42,22 @@ func Dial(cfg RedisConfig) (redis.UniversalClient, error) {
 		if base, err = redis.ParseURL(urls[0]); err != nil {
 			return nil, fmt.Errorf("redis %q: %w", redactURL(urls[0]), err)
 		}
+		if !strings.Contains(urls[0], "dial_timeout=") {
+			base.DialTimeout = defaultDialTimeout
+		}
+		if !strings.Contains(urls[0], "read_timeout=") {
+			base.ReadTimeout = defaultIOTimeout
+		}
+		if !strings.Contains(urls[0], "write_timeout=") {
+			base.WriteTimeout = defaultIOTimeout
+		}
 	}
 	switch {
 	case cfg.SentinelMaster != "":
 		if len(cfg.SentinelAddrs) == 0 {
 			return nil, errors.New("redis_sentinel needs at least one sentinel address")
 		}
-		fo := &redis.FailoverOptions{MasterName: cfg.SentinelMaster}
+		fo := &redis.FailoverOptions{MasterName: cfg.SentinelMaster, DialTimeout: defaultDialTimeout, ReadTimeout: defaultIOTimeout, WriteTimeout: defaultIOTimeout}
 		for _, a := range cfg.SentinelAddrs {
 			if strings.Contains(a, "://") {
 				o, err := redis.ParseURL(a)
@@ -57,7 +74,8 @@ func Dial(cfg RedisConfig) (redis.UniversalClient, error) {
 		}
 		return redis.NewFailoverClient(fo), nil
 	case len(urls) > 1:
-		co := &redis.ClusterOptions{Username: base.Username, Password: base.Password, TLSConfig: base.TLSConfig}
+		co := &redis.ClusterOptions{Username: base.Username, Password: base.Password, TLSConfig: base.TLSConfig,
+			DialTimeout: base.DialTimeout, ReadTimeout: base.ReadTimeout, WriteTimeout: base.WriteTimeout}
 		for _, u := range urls {
 			o, err := redis.ParseURL(u)
 			if err != nil {

@@ -1,0 +1,136 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+)
+
+// Authentication outcomes counted in accessgate_authentications_total.
+const (
+	outcomeCacheHit    = "cache_hit"
+	outcomeVerified    = "verified"
+	outcomeRejected    = "rejected"
+	outcomeRateLimited = "rate_limited"
+	outcomeUnavailable = "unavailable"
+	outcomeForbidden   = "forbidden"
+)
+
+var outcomes = []string{outcomeCacheHit, outcomeVerified, outcomeRejected, outcomeRateLimited, outcomeUnavailable, outcomeForbidden}
+
+// stateMetrics are the counters of the shared state. They are plain
+// atomics so that the state, which outlives reloads, never depends on a
+// registry; each app instance exposes them in its own registry.
+type stateMetrics struct {
+	outcomes      [6]atomic.Uint64
+	invalidations atomic.Uint64
+	redisErrors   atomic.Uint64
+	redisLatency  prometheus.Histogram
+}
+
+func newStateMetrics() *stateMetrics {
+	return &stateMetrics{
+		redisLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "accessgate",
+			Name:      "redis_command_duration_seconds",
+			Help:      "Latency of Redis commands and pipelines issued by accessgate.",
+			Buckets:   []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}),
+	}
+}
+
+func (m *stateMetrics) count(outcome string) {
+	for i, o := range outcomes {
+		if o == outcome {
+			m.outcomes[i].Add(1)
+			return
+		}
+	}
+}
+
+// register exposes the state's metrics in reg.
+func (s *state) registerMetrics(reg *prometheus.Registry) error {
+	if reg == nil {
+		return nil
+	}
+	m := s.metrics
+	var cs []prometheus.Collector
+	for i, o := range outcomes {
+		i := i
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "accessgate", Name: "authentications_total",
+			Help:        "Authentications by outcome.",
+			ConstLabels: prometheus.Labels{"outcome": o},
+		}, func() float64 { return float64(m.outcomes[i].Load()) }))
+	}
+	stat := func(name, help string, f func() uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "accessgate", Name: name, Help: help},
+			func() float64 { return float64(f()) })
+	}
+	cs = append(cs,
+		stat("cache_hits_total", "Authentication cache hits.", func() uint64 { return s.auth.Stats().Hits }),
+		stat("cache_misses_total", "Authentication cache misses.", func() uint64 { return s.auth.Stats().Misses }),
+		stat("cache_evictions_total", "Authentication cache entries evicted for room or expired.", func() uint64 {
+			st := s.auth.Stats()
+			return st.Evictions + st.Expirations
+		}),
+		stat("cache_invalidations_total", "Authentication cache entries dropped by invalidation.", m.invalidations.Load),
+		stat("redis_errors_total", "Failed Redis commands.", m.redisErrors.Load),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "accessgate", Name: "cache_entries", Help: "Entries in the authentication cache."},
+			func() float64 { return float64(s.auth.Len()) }),
+		m.redisLatency,
+	)
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				continue
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// redisHook times Redis commands and counts their failures.
+type redisHook struct{ m *stateMetrics }
+
+func (h redisHook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := next(ctx, network, addr)
+		if err != nil {
+			h.m.redisErrors.Add(1)
+		}
+		return c, err
+	}
+}
+
+func (h redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmd)
+		h.observe(start, err)
+		return err
+	}
+}
+
+func (h redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmds)
+		h.observe(start, err)
+		return err
+	}
+}
+
+func (h redisHook) observe(start time.Time, err error) {
+	h.m.redisLatency.Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, redis.Nil) {
+		h.m.redisErrors.Add(1)
+	}
+}
