@@ -24,7 +24,15 @@ type auditQueue struct {
 	burst  float64
 
 	suppressed atomic.Int64
+
+	// retry holds events whose write failed (Redis unreachable), oldest
+	// first, up to maxRetry; only the run goroutine touches it.
+	retry []keystore.Event
+	lost  atomic.Int64
 }
+
+// maxRetry bounds the events kept in memory while Redis is unreachable.
+const maxRetry = 10000
 
 func newAuditQueue(store *keystore.Store, size int, perSecond, burst float64) *auditQueue {
 	return &auditQueue{store: store, ch: make(chan keystore.Event, size), rate: perSecond, burst: burst, tokens: burst}
@@ -70,6 +78,7 @@ func (q *auditQueue) run(ctx context.Context) {
 		case e := <-q.ch:
 			q.write(ctx, e)
 		case <-t.C:
+			q.flushRetry(ctx)
 			q.summarise(ctx)
 		case <-ctx.Done():
 			drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -79,6 +88,7 @@ func (q *auditQueue) run(ctx context.Context) {
 				case e := <-q.ch:
 					q.write(drain, e)
 				default:
+					q.flushRetry(drain)
 					q.summarise(drain)
 					return
 				}
@@ -87,14 +97,45 @@ func (q *auditQueue) run(ctx context.Context) {
 	}
 }
 
+// write appends e to the audit stream, keeping it for a later try if Redis
+// refuses it.
 func (q *auditQueue) write(ctx context.Context, e keystore.Event) {
-	_ = q.store.AppendEvent(ctx, e)
+	if len(q.retry) > 0 {
+		q.keep(e)
+		return
+	}
+	if err := q.store.AppendEvent(ctx, e); err != nil {
+		q.keep(e)
+	}
+}
+
+func (q *auditQueue) keep(e keystore.Event) {
+	if len(q.retry) >= maxRetry {
+		q.lost.Add(1)
+		return
+	}
+	q.retry = append(q.retry, e)
+}
+
+// flushRetry writes the kept events in order until one fails.
+func (q *auditQueue) flushRetry(ctx context.Context) {
+	for len(q.retry) > 0 {
+		if err := q.store.AppendEvent(ctx, q.retry[0]); err != nil {
+			return
+		}
+		q.retry[0] = keystore.Event{}
+		q.retry = q.retry[1:]
+	}
+	q.retry = nil
 }
 
 // summarise reports how many rejection events were dropped since the last
 // summary.
 func (q *auditQueue) summarise(ctx context.Context) {
 	n := q.suppressed.Swap(0)
+	if lost := q.lost.Swap(0); lost > 0 {
+		n += lost
+	}
 	if n == 0 {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -115,16 +116,18 @@ type EventFilter struct {
 	Limit int       // <= 0: 1000
 }
 
-// Events reads audit events, oldest first.
+// Events reads the newest audit events that match f (up to its limit),
+// returned oldest first.
 func (s *Store) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 1000
 	}
-	start := "-"
+	const page = 500
 	var out []Event
+	end := "+"
 	for len(out) < limit {
-		msgs, err := s.rdb.XRangeN(ctx, s.auditKey(), start, "+", 500).Result()
+		msgs, err := s.rdb.XRevRangeN(ctx, s.auditKey(), end, "-", page).Result()
 		if err != nil {
 			return nil, err
 		}
@@ -134,21 +137,20 @@ func (s *Store) Events(ctx context.Context, f EventFilter) ([]Event, error) {
 			if err := json.Unmarshal([]byte(raw), &e); err != nil {
 				return nil, fmt.Errorf("corrupt audit event %s: %w", m.ID, err)
 			}
-			if e.EventTime.Before(f.Since) {
+			if e.EventTime.Before(f.Since) || f.Name != "" && e.EventName != f.Name {
 				continue
 			}
-			if f.Name == "" || e.EventName == f.Name {
-				out = append(out, e)
-				if len(out) == limit {
-					break
-				}
+			out = append(out, e)
+			if len(out) == limit {
+				break
 			}
 		}
-		if len(msgs) < 500 {
+		if len(msgs) < page {
 			break
 		}
-		start = "(" + msgs[len(msgs)-1].ID
+		end = "(" + msgs[len(msgs)-1].ID
 	}
+	slices.Reverse(out)
 	return out, nil
 }
 

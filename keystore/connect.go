@@ -40,7 +40,7 @@ func Dial(cfg RedisConfig) (redis.UniversalClient, error) {
 	if len(urls) > 0 {
 		var err error
 		if base, err = redis.ParseURL(urls[0]); err != nil {
-			return nil, fmt.Errorf("redis %q: %w", redactURL(urls[0]), err)
+			return nil, urlError("redis", urls[0], err)
 		}
 		if !strings.Contains(urls[0], "dial_timeout=") {
 			base.DialTimeout = defaultDialTimeout
@@ -62,7 +62,7 @@ func Dial(cfg RedisConfig) (redis.UniversalClient, error) {
 			if strings.Contains(a, "://") {
 				o, err := redis.ParseURL(a)
 				if err != nil {
-					return nil, fmt.Errorf("sentinel %q: %w", redactURL(a), err)
+					return nil, urlError("sentinel", a, err)
 				}
 				a = o.Addr
 				fo.SentinelUsername, fo.SentinelPassword = o.Username, o.Password
@@ -79,7 +79,7 @@ func Dial(cfg RedisConfig) (redis.UniversalClient, error) {
 		for _, u := range urls {
 			o, err := redis.ParseURL(u)
 			if err != nil {
-				return nil, fmt.Errorf("redis %q: %w", redactURL(u), err)
+				return nil, urlError("redis", u, err)
 			}
 			if o.DB != 0 {
 				return nil, fmt.Errorf("redis %q: a Redis Cluster has only database 0", redactURL(u))
@@ -90,6 +90,13 @@ func Dial(cfg RedisConfig) (redis.UniversalClient, error) {
 	default:
 		return redis.NewClient(base), nil
 	}
+}
+
+// urlError reports a bad Redis URL without repeating its password, which
+// the parser's own message may quote.
+func urlError(what, u string, err error) error {
+	r := redactURL(u)
+	return fmt.Errorf("%s %q: %s", what, r, strings.ReplaceAll(err.Error(), u, r))
 }
 
 // redactURL hides the password of a Redis URL for error messages.

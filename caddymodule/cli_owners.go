@@ -1,0 +1,190 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/accessgate/accessgate/keystore"
+)
+
+// cliPersonalRolePrefix starts the ID of the role that holds the
+// capabilities given to a user directly.
+const cliPersonalRolePrefix = "personal."
+
+func cliNewRoleCommand(g *cliGlobals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "role",
+		Short: "Manages roles",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  cliUnknownVerb,
+	}
+	c.AddCommand(cliNewRoleAddCommand(g))
+	return c
+}
+
+func cliNewRoleAddCommand(g *cliGlobals) *cobra.Command {
+	var r keystore.Role
+	c := &cobra.Command{
+		Use:   "add --id <role> --capability <capability>... [--name <name>] [--description <text>]",
+		Short: "Creates or replaces a role",
+		Args:  cobra.NoArgs,
+		RunE:  g.run(func(e *cliEnv, _ []string) error { return cliPutRole(e, r) }),
+	}
+	c.Flags().StringVar(&r.ID, "id", "", "Role ID (required)")
+	c.Flags().StringArrayVar(&r.Capabilities, "capability", nil, "Capability the role grants; repeatable")
+	c.Flags().StringVar(&r.Name, "name", "", "Display name (default: the ID)")
+	c.Flags().StringVar(&r.Description, "description", "", "Description")
+	_ = c.MarkFlagRequired("id")
+	return c
+}
+
+func cliPutRole(e *cliEnv, r keystore.Role) error {
+	saved, err := e.store.PutRole(e.ctx, r, e.op.ID)
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return e.writeJSON(saved)
+	}
+	_, err = fmt.Fprintf(e.out, "Role %s saved.\n  Capabilities: %s\n", saved.ID, cliListOrNone(saved.Capabilities))
+	return err
+}
+
+func cliNewUserCommand(g *cliGlobals) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "user",
+		Short: "Manages users",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  cliUnknownVerb,
+	}
+	c.AddCommand(cliNewUserAddCommand(g))
+	return c
+}
+
+// cliUserInput is what `user add` is given.
+type cliUserInput struct {
+	owner        keystore.Owner
+	capabilities []string
+}
+
+func cliNewUserAddCommand(g *cliGlobals) *cobra.Command {
+	var in cliUserInput
+	c := &cobra.Command{
+		Use:   "add --id <user> --email <email> [--role <role>]... [--capability <capability>]...",
+		Short: "Creates or replaces an active user",
+		Long: `Creates or replaces an active user with the given roles. Capabilities
+given with --capability go into the user's personal role, personal.<user>,
+which is created or replaced and added to the user's roles.`,
+		Args: cobra.NoArgs,
+		RunE: g.run(func(e *cliEnv, _ []string) error { return cliPutUser(e, in) }),
+	}
+	c.Flags().StringVar(&in.owner.ID, "id", "", "User ID (required)")
+	c.Flags().StringVar(&in.owner.Email, "email", "", "Email address (required)")
+	c.Flags().StringVar(&in.owner.FirstName, "first-name", "", "First name")
+	c.Flags().StringVar(&in.owner.LastName, "last-name", "", "Last name")
+	c.Flags().StringArrayVar(&in.owner.RoleIDs, "role", nil, "Role of the user; repeatable")
+	c.Flags().StringArrayVar(&in.capabilities, "capability", nil, "Capability given directly (personal role); repeatable")
+	_ = c.MarkFlagRequired("id")
+	_ = c.MarkFlagRequired("email")
+	return c
+}
+
+func cliPutUser(e *cliEnv, in cliUserInput) error {
+	o := in.owner
+	o.Kind, o.IsActive = keystore.OwnerUser, true
+	if len(in.capabilities) > 0 {
+		if err := cliCheckUser(e, o, in.capabilities); err != nil {
+			return err
+		}
+		role := cliPersonalRole(o.ID, in.capabilities)
+		if _, err := e.store.PutRole(e.ctx, role, e.op.ID); err != nil {
+			return err
+		}
+		o.RoleIDs = append(o.RoleIDs, role.ID)
+	}
+	saved, err := e.store.PutOwner(e.ctx, o, e.op.ID)
+	if err != nil {
+		return err
+	}
+	if e.json {
+		return e.writeJSON(saved)
+	}
+	p, err := e.store.Principal(e.ctx, saved.ID)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(e.out, "User %s <%s> saved (active).\n  Roles: %s\n  Capabilities: %s\n",
+		saved.ID, saved.Email, cliListOrNone(saved.RoleIDs), cliListOrNone(p.Capabilities))
+	return err
+}
+
+// cliPersonalRole is the role holding the capabilities given to a user
+// directly.
+func cliPersonalRole(userID string, capabilities []string) keystore.Role {
+	return keystore.Role{
+		ID:           cliPersonalRolePrefix + userID,
+		Name:         "Personal role of " + userID,
+		Description:  "Capabilities given directly to user " + userID,
+		Capabilities: capabilities,
+	}
+}
+
+// cliCheckUser finds, before anything is written, the problems that would
+// make the store refuse the user after its personal role was saved.
+func cliCheckUser(e *cliEnv, o keystore.Owner, capabilities []string) error {
+	v := &keystore.ValidationError{}
+	problem := func(field, code, msg string) {
+		v.Problems = append(v.Problems, keystore.FieldError{Field: field, Code: code, Message: msg})
+	}
+	if !keystore.ValidID(o.ID) || !keystore.ValidID(cliPersonalRolePrefix+o.ID) {
+		problem("id", "owner:invalid_id", fmt.Sprintf("id must be 1-%d letters, digits or _.:@- to have a personal role", 64-len(cliPersonalRolePrefix)))
+	}
+	for _, c := range capabilities {
+		if !keystore.ValidID(c) {
+			problem("capabilities", "role:invalid_capability", fmt.Sprintf("invalid capability %q", c))
+		}
+	}
+	if _, err := mail.ParseAddress(o.Email); err != nil || strings.ContainsAny(o.Email, "<> ") {
+		problem("email", "owner:invalid_email", "email must be a valid address")
+	}
+	roles, err := e.store.Roles(e.ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range o.RoleIDs {
+		if roles[r] == nil {
+			problem("roleIds", "role:not_found", fmt.Sprintf("role %q does not exist", r))
+		}
+	}
+	if len(v.Problems) > 0 {
+		return v
+	}
+	return cliCheckNotServiceAccount(e, o.ID)
+}
+
+// cliCheckNotServiceAccount fails when id already names a service account.
+func cliCheckNotServiceAccount(e *cliEnv, id string) error {
+	old, err := e.store.Owner(e.ctx, id)
+	if errors.Is(err, keystore.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if old.Kind != keystore.OwnerUser {
+		return &keystore.ConflictError{Code: "owner:exists", Message: fmt.Sprintf("id %q is already used by a %s", id, old.Kind)}
+	}
+	return nil
+}
+
+// cliListOrNone joins items for text output.
+func cliListOrNone(items []string) string {
+	if len(items) == 0 {
+		return "(none)"
+	}
+	return strings.Join(items, ", ")
+}
