@@ -90,27 +90,7 @@ func parseRoles(h map[string]string) map[string]*Role {
 // PutOwner creates or replaces a user or service account. Its roles must
 // exist.
 func (s *Store) PutOwner(ctx context.Context, o Owner, by string) (*Owner, error) {
-	v := &ValidationError{}
-	if !ValidID(o.ID) {
-		v.add("id", "owner:invalid_id", "id must be 1-64 letters, digits or _.:@-")
-	}
-	if o.Kind != OwnerUser && o.Kind != OwnerServiceAccount {
-		v.add("kind", "owner:invalid_kind", "kind must be user or serviceAccount")
-	}
-	if _, err := mail.ParseAddress(o.Email); err != nil || strings.ContainsAny(o.Email, "<> ") {
-		v.add("email", "owner:invalid_email", "email must be a valid address")
-	}
-	roles, err := s.Roles(ctx)
-	if err != nil {
-		return nil, err
-	}
-	o.RoleIDs = sortedUnique(o.RoleIDs)
-	for _, r := range o.RoleIDs {
-		if roles[r] == nil {
-			v.add("roleIds", "role:not_found", "role "+strconvQuote(r)+" does not exist")
-		}
-	}
-	if err := v.err(); err != nil {
+	if err := s.validateOwner(ctx, &o); err != nil {
 		return nil, err
 	}
 	now := s.Now()
@@ -137,6 +117,35 @@ func (s *Store) PutOwner(ctx context.Context, o Owner, by string) (*Owner, error
 	}
 	s.publish(ctx, invalidateOwnerPfx+o.ID)
 	return &o, nil
+}
+
+// validateOwner checks an owner's fields and that its roles exist, and
+// sorts its role IDs.
+func (s *Store) validateOwner(ctx context.Context, o *Owner) error {
+	v := &ValidationError{}
+	if !ValidID(o.ID) {
+		v.add("id", "owner:invalid_id", "id must be 1-64 letters, digits or _.:@-")
+	}
+	if o.Kind != OwnerUser && o.Kind != OwnerServiceAccount {
+		v.add("kind", "owner:invalid_kind", "kind must be user or serviceAccount")
+	}
+	if _, err := mail.ParseAddress(o.Email); err != nil || strings.ContainsAny(o.Email, "<> ") {
+		v.add("email", "owner:invalid_email", "email must be a valid address")
+	}
+	validateName(v, "firstName", o.FirstName)
+	validateName(v, "lastName", o.LastName)
+	validateName(v, "name", o.Name)
+	roles, err := s.Roles(ctx)
+	if err != nil {
+		return err
+	}
+	o.RoleIDs = sortedUnique(o.RoleIDs)
+	for _, r := range o.RoleIDs {
+		if roles[r] == nil {
+			v.add("roleIds", "role:not_found", "role "+strconvQuote(r)+" does not exist")
+		}
+	}
+	return v.err()
 }
 
 // Owner reads a user or service account.

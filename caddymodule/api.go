@@ -1,0 +1,206 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/accessgate/accessgate/keystore"
+)
+
+func init() {
+	caddy.RegisterModule(APIHandler{})
+	httpcaddyfile.RegisterHandlerDirective("access_keys_api", parseAPIDirective)
+	httpcaddyfile.RegisterDirectiveOrder("access_keys_api", httpcaddyfile.Before, "respond")
+}
+
+// apiTimeout bounds the Redis work of one management request, so that an
+// outage answers 503 instead of holding the request.
+const apiTimeout = 10 * time.Second
+
+// APIHandler serves the Sumo Logic-compatible access key management API:
+// access keys, the two key policies, the scope catalogue, users, service
+// accounts and roles, all under /api/v1. Requests authenticate with an
+// access key exactly as through the access_keys handler; what they may do
+// follows the capabilities in the calling key's effective scopes:
+//
+//   - createAccessKeys: create keys for oneself, and list, update, rotate
+//     and delete one's own keys (the Sumo Logic scopes
+//     viewPersonalAccessKeys and managePersonalAccessKeys work too);
+//   - manageAccessKeys: every key of the organisation, and the keys of
+//     service accounts;
+//   - manageOrgSettings: change the policies (anyone may read them);
+//   - manageUsersAndRoles: users, service accounts and roles
+//     (viewUsersAndRoles may read them).
+//
+// A key that exists but belongs to someone else is answered 404 when the
+// caller may not manage other people's keys, so that Access IDs do not
+// leak. A caller without manageAccessKeys working on its own keys never
+// gets a key broader than the calling key: new and re-scoped keys must
+// list only scopes the calling key lists (or the calling key must have the
+// Default scope), and rotating a broader key is refused.
+//
+// The handler serves the path after the last "/api/v1" of the request
+// path (or the whole path when it has none, as behind handle_path), when
+// it starts with accessKeys, policies, serviceAccounts, users or roles;
+// any other request goes to the next handler.
+type APIHandler struct {
+	// Realm is the realm of the WWW-Authenticate challenge. Default: API.
+	Realm string `json:"realm,omitempty"`
+
+	gate   gate
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (APIHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.access_keys_api",
+		New: func() caddy.Module { return new(APIHandler) },
+	}
+}
+
+// Provision sets the handler up and gets the access_keys app.
+func (h *APIHandler) Provision(ctx caddy.Context) error {
+	if h.Realm == "" {
+		h.Realm = "API"
+	}
+	h.logger = ctx.Logger()
+	return h.gate.provision(ctx, h.Realm)
+}
+
+// Validate checks the handler's settings.
+func (h *APIHandler) Validate() error {
+	if strings.ContainsAny(h.Realm, "\"\\\r\n") {
+		return errors.New("access_keys_api: realm must not contain quotes, backslashes or line breaks")
+	}
+	return nil
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	segs, ok := apiSegments(r.URL.Path)
+	if !ok {
+		return next.ServeHTTP(w, r)
+	}
+	if r.Method == http.MethodOptions {
+		return (&Handler{}).preflight(w, r, next)
+	}
+	e, ok := h.gate.check(w, r)
+	if !ok {
+		return nil
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+		w.Header().Add("Vary", "Origin")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
+	defer cancel()
+	c := h.newCall(ctx, w, r, e.ident)
+	methods := routeAPI(segs)
+	if methods == nil {
+		c.fail(apiErrorf(http.StatusNotFound, codeNotFound, "no such endpoint: %s", r.URL.Path))
+		return nil
+	}
+	method := r.Method
+	if method == http.MethodHead {
+		method = http.MethodGet
+	}
+	fn := methods[method]
+	if fn == nil {
+		w.Header().Set("Allow", methods.allow())
+		c.fail(apiErrorf(http.StatusMethodNotAllowed, codeMethodUnsupported, "method %s is not supported here; use %s", r.Method, methods.allow()))
+		return nil
+	}
+	if err := fn(c); err != nil {
+		c.fail(err)
+	}
+	return nil
+}
+
+// newCall gathers what the endpoints of one request need.
+func (h *APIHandler) newCall(ctx context.Context, w http.ResponseWriter, r *http.Request, ident *keystore.Identity) *apiCall {
+	clientIP, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	st := h.gate.app.state
+	return &apiCall{
+		h:     h,
+		ctx:   ctx,
+		w:     w,
+		r:     r,
+		ident: ident,
+		st:    st,
+		store: st.store,
+		noun:  "accessKey",
+		op: keystore.Operator{
+			ID:        ident.OwnerID,
+			Email:     ident.Email,
+			AccessID:  ident.AccessID,
+			Interface: keystore.InterfaceAPI,
+			SourceIP:  clientIP,
+		},
+	}
+}
+
+// apiCall is one management request being served.
+type apiCall struct {
+	h     *APIHandler
+	ctx   context.Context
+	w     http.ResponseWriter
+	r     *http.Request
+	ident *keystore.Identity
+	op    keystore.Operator
+	st    *state
+	store *keystore.Store
+	// noun names the resource in error codes: accessKey, user,
+	// serviceAccount, role or policy.
+	noun string
+}
+
+func parseAPIDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(APIHandler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	access_keys_api [{
+//		realm <realm>
+//	}]
+func (h *APIHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.Errf("access_keys_api takes no arguments (got %q)", d.Val())
+	}
+	for d.NextBlock(0) {
+		switch opt := d.Val(); opt {
+		case "realm":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Realm = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("access_keys_api: unknown setting %q", opt)
+		}
+	}
+	return nil
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*APIHandler)(nil)
+	_ caddy.Validator             = (*APIHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*APIHandler)(nil)
+	_ caddyfile.Unmarshaler       = (*APIHandler)(nil)
+)

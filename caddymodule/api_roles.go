@@ -1,0 +1,142 @@
+package caddymodule
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/accessgate/accessgate/keystore"
+)
+
+// apiRole is a role as the management API shows it.
+type apiRole struct {
+	ID           string   `json:"id"`
+	Name         string   `json:"name"`
+	Description  string   `json:"description"`
+	Capabilities []string `json:"capabilities"`
+}
+
+func roleView(r *keystore.Role) apiRole {
+	caps := r.Capabilities
+	if caps == nil {
+		caps = []string{}
+	}
+	return apiRole{ID: r.ID, Name: r.Name, Description: r.Description, Capabilities: caps}
+}
+
+// readRole reads the writable fields of a role from the body into r;
+// fields left out keep their value.
+func readRole(body *jsonBody, r *keystore.Role) {
+	if v := body.str("name"); v != nil {
+		r.Name = *v
+	}
+	if v := body.str("description"); v != nil {
+		r.Description = *v
+	}
+	if v := body.strs("capabilities"); v != nil {
+		r.Capabilities = *v
+	}
+}
+
+// listRoles serves GET /roles: every role, by ID, on one page.
+func listRoles(c *apiCall) error {
+	c.noun = "role"
+	if err := c.require(capsUsersRead...); err != nil {
+		return err
+	}
+	roles, err := c.store.Roles(c.ctx)
+	if err != nil {
+		return err
+	}
+	data := make([]apiRole, 0, len(roles))
+	for _, r := range roles {
+		data = append(data, roleView(r))
+	}
+	slices.SortFunc(data, func(a, b apiRole) int { return strings.Compare(a.ID, b.ID) })
+	return c.reply(http.StatusOK, listPage[apiRole]{Data: data})
+}
+
+// createRole serves POST /roles. The id may be given; otherwise one is
+// generated.
+func createRole(c *apiCall) error {
+	c.noun = "role"
+	if err := c.require(capsUsersWrite...); err != nil {
+		return err
+	}
+	body, err := c.readBody()
+	if err != nil {
+		return err
+	}
+	var r keystore.Role
+	if v := body.str("id"); v != nil {
+		r.ID = *v
+	}
+	readRole(body, &r)
+	if err := body.err(); err != nil {
+		return err
+	}
+	saved, err := c.store.CreateRole(c.ctx, r, c.op)
+	if err != nil {
+		return err
+	}
+	return c.reply(http.StatusOK, roleView(saved))
+}
+
+// getRole serves GET /roles/{id}.
+func getRole(id string) apiFunc {
+	return func(c *apiCall) error {
+		c.noun = "role"
+		if err := c.require(capsUsersRead...); err != nil {
+			return err
+		}
+		r, err := c.store.Role(c.ctx, id)
+		if err != nil {
+			return err
+		}
+		return c.reply(http.StatusOK, roleView(r))
+	}
+}
+
+// updateRole serves PUT /roles/{id}; fields left out keep their value. A
+// change of capabilities reaches every key of the role's holders at once.
+func updateRole(id string) apiFunc {
+	return func(c *apiCall) error {
+		c.noun = "role"
+		if err := c.require(capsUsersWrite...); err != nil {
+			return err
+		}
+		if _, err := c.store.Role(c.ctx, id); err != nil {
+			return err
+		}
+		body, err := c.readBody()
+		if err != nil {
+			return err
+		}
+		readRole(body, &keystore.Role{})
+		if err := body.err(); err != nil {
+			return err
+		}
+		saved, err := c.store.UpdateRole(c.ctx, id, func(r *keystore.Role) { readRole(body, r) }, c.op)
+		if err != nil {
+			return err
+		}
+		c.forgetAll()
+		return c.reply(http.StatusOK, roleView(saved))
+	}
+}
+
+// deleteRole serves DELETE /roles/{id}; a role someone holds is refused
+// (409).
+func deleteRole(id string) apiFunc {
+	return func(c *apiCall) error {
+		c.noun = "role"
+		if err := c.require(capsUsersWrite...); err != nil {
+			return err
+		}
+		if err := c.store.DeleteRole(c.ctx, id, c.op); err != nil {
+			return err
+		}
+		c.forgetAll()
+		return c.noContent()
+	}
+}
