@@ -16,6 +16,10 @@ import (
 // was down; cache_ttl remains the bound when messages are lost otherwise.
 func (s *state) subscribe(ctx context.Context) {
 	ps := s.rdb.Subscribe(ctx, s.store.InvalidationChannel())
+	// A blocked receive does not watch ctx: closing the subscription is
+	// what ends it promptly when the state is destroyed.
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
 	defer ps.Close()
 	subscribed := false
 	for ctx.Err() == nil {

@@ -189,6 +189,7 @@ func (g *Gateway) exited() bool {
 // answers or the first site's port accepts connections.
 func (g *Gateway) waitReady(waitURL string) error {
 	client := &http.Client{Timeout: time.Second}
+	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(startTimeout)
 	adminURL := "http://" + g.AdminAddr + "/config/"
 	var siteAddr string
