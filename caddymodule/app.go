@@ -154,10 +154,13 @@ func (a *App) Validate() error {
 	case c.RedisSentinel != nil && len(c.Redis) > 1:
 		return errors.New("access_keys: redis_sentinel cannot be combined with a Redis Cluster")
 	}
-	if _, err := keystore.Dial(c.redisConfig()); err != nil {
+	// Dial only checks the settings; the client it builds must still be
+	// closed, or its background goroutine would outlive every reload.
+	rdb, err := keystore.Dial(c.redisConfig())
+	if err != nil {
 		return fmt.Errorf("access_keys: %w", err)
 	}
-	return nil
+	return rdb.Close()
 }
 
 func (a App) redisConfig() keystore.RedisConfig {

@@ -48,12 +48,33 @@ func (s *state) subscribe(ctx context.Context) {
 				continue
 			}
 			if subscribed {
+				// The subscription has its own connection and may come back
+				// before the command pool does; flushing first would turn
+				// the cached credentials served through the outage into
+				// 503s until then.
+				s.awaitCommands(ctx)
 				s.flush("invalidation subscription re-established")
 			}
 			subscribed = true
 			s.subscriptionUp.Store(true)
 		case *redis.Message:
 			s.invalidate(m.Payload)
+		}
+	}
+}
+
+// awaitCommands waits until Redis answers commands again, or ctx ends.
+func (s *state) awaitCommands(ctx context.Context) {
+	for ctx.Err() == nil {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := s.rdb.Ping(pctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 // Access ID in fixed windows, and blocks a key of it once the count
 // reaches the limit, until its window ends.
 type failureLimiter struct {
+	mu     sync.Mutex // serialises creating a key's counter
 	limit  int64
 	window time.Duration
 	counts *authcache.Cache[string, *failCount]
@@ -49,8 +51,12 @@ func (l *failureLimiter) fail(key string, now time.Time) {
 	}
 	c, ok := l.counts.Get(key)
 	if !ok {
-		c = &failCount{until: now.Add(l.window)}
-		l.counts.Add(key, c, c.until)
+		l.mu.Lock()
+		if c, ok = l.counts.Get(key); !ok {
+			c = &failCount{until: now.Add(l.window)}
+			l.counts.Add(key, c, c.until)
+		}
+		l.mu.Unlock()
 	}
 	c.n.Add(1)
 }

@@ -28,6 +28,9 @@ const DefaultRedisURL = "redis://127.0.0.1:6379/0"
 const (
 	defaultDialTimeout = 2 * time.Second
 	defaultIOTimeout   = time.Second
+	// defaultRetries keeps an outage's 503s quick: one retry, not the
+	// client library's several.
+	defaultRetries = 1
 )
 
 // Dial builds a Redis client for cfg without contacting Redis.
@@ -51,13 +54,18 @@ func Dial(cfg RedisConfig) (redis.UniversalClient, error) {
 		if !strings.Contains(urls[0], "write_timeout=") {
 			base.WriteTimeout = defaultIOTimeout
 		}
+		if !strings.Contains(urls[0], "max_retries=") {
+			base.MaxRetries = defaultRetries
+		}
+		base.DialerRetries = defaultRetries
 	}
 	switch {
 	case cfg.SentinelMaster != "":
 		if len(cfg.SentinelAddrs) == 0 {
 			return nil, errors.New("redis_sentinel needs at least one sentinel address")
 		}
-		fo := &redis.FailoverOptions{MasterName: cfg.SentinelMaster, DialTimeout: defaultDialTimeout, ReadTimeout: defaultIOTimeout, WriteTimeout: defaultIOTimeout}
+		fo := &redis.FailoverOptions{MasterName: cfg.SentinelMaster, DialTimeout: defaultDialTimeout, ReadTimeout: defaultIOTimeout,
+			WriteTimeout: defaultIOTimeout, MaxRetries: defaultRetries, DialerRetries: defaultRetries}
 		for _, a := range cfg.SentinelAddrs {
 			if strings.Contains(a, "://") {
 				o, err := redis.ParseURL(a)
@@ -75,7 +83,8 @@ func Dial(cfg RedisConfig) (redis.UniversalClient, error) {
 		return redis.NewFailoverClient(fo), nil
 	case len(urls) > 1:
 		co := &redis.ClusterOptions{Username: base.Username, Password: base.Password, TLSConfig: base.TLSConfig,
-			DialTimeout: base.DialTimeout, ReadTimeout: base.ReadTimeout, WriteTimeout: base.WriteTimeout}
+			DialTimeout: base.DialTimeout, ReadTimeout: base.ReadTimeout, WriteTimeout: base.WriteTimeout,
+			MaxRetries: base.MaxRetries, DialerRetries: base.DialerRetries}
 		for _, u := range urls {
 			o, err := redis.ParseURL(u)
 			if err != nil {
