@@ -87,12 +87,22 @@ func (h *APIHandler) Validate() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	// The web console is static and public: it signs in with an access
+	// key and then uses only the API below.
+	if serveConsole(w, r) {
+		return nil
+	}
 	segs, ok := apiSegments(r.URL.Path)
 	if !ok {
 		return next.ServeHTTP(w, r)
 	}
 	if r.Method == http.MethodOptions {
 		return (&Handler{}).preflight(w, r, next)
+	}
+	if sameOrigin(r) {
+		// Browsers send Origin on same-origin writes too; the console
+		// served by this handler is not a cross-origin caller.
+		r.Header.Del("Origin")
 	}
 	e, ok := h.gate.check(w, r)
 	if !ok {
@@ -204,3 +214,22 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*APIHandler)(nil)
 	_ caddyfile.Unmarshaler       = (*APIHandler)(nil)
 )
+
+// sameOrigin reports whether the request's Origin is the origin it was
+// sent to (scheme and Host), compared after normalisation.
+func sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || r.Host == "" {
+		return false
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	self, err := keystore.NormalizeOrigin(scheme + "://" + r.Host)
+	if err != nil {
+		return false
+	}
+	got, err := keystore.NormalizeOrigin(origin)
+	return err == nil && got == self
+}

@@ -1,0 +1,1205 @@
+// accessgate console: sign-in with an access key, personal and
+// organisation-wide access key lists, create / edit / rotate / delete
+// dialogs, and the organisation's key policies. Plain DOM, no framework;
+// every text from the server is inserted as text, never as markup.
+
+const API_BASE = new URL('../api/v1/', document.baseURI);
+const STORAGE_KEY = 'accessgate.console.credentials';
+const ACCESS_ID_RE = /^su[0-9A-Za-z]{12}$/;
+const ACCESS_KEY_RE = /^[0-9A-Za-z]{64}$/;
+const MAX_ORIGINS = 20;
+const MAX_LABEL = 128;
+
+// Page size of the organisation-wide list; ?pageSize=N overrides it.
+const PAGE_SIZE = (() => {
+  const n = Number.parseInt(new URLSearchParams(location.search).get('pageSize') ?? '', 10);
+  return Number.isInteger(n) && n >= 1 && n <= 1000 ? n : 100;
+})();
+
+// ---------------------------------------------------------------- helpers
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+/** Creates an element; props set attributes (text, class, dataset and on* are special). */
+function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v == null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c != null && c !== false) el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+const dateFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'long' });
+const relFmt = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+
+/** Renders an API time (or null) as a <time> with a relative hint. */
+function timeCell(iso, never) {
+  if (!iso) return h('span', { class: 'muted', text: never });
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return h('span', { text: iso });
+  return h('time', { datetime: iso, title: fullFmt.format(d) },
+    h('span', { class: 'date', text: dateFmt.format(d) }),
+    h('span', { class: 'time', text: `${timeFmt.format(d)} · ${relative(d)}` }));
+}
+
+function relative(d) {
+  const diff = d.getTime() - Date.now();
+  const abs = Math.abs(diff);
+  const units = [['day', 86400e3], ['hour', 3600e3], ['minute', 60e3]];
+  for (const [unit, ms] of units) {
+    if (abs >= ms) return relFmt.format(Math.round(diff / ms), unit);
+  }
+  return relFmt.format(0, 'minute');
+}
+
+/** Splits a textarea's text into origins, one per line or comma. */
+function parseOrigins(text) {
+  return text.split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
+}
+
+function plural(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+// ------------------------------------------------------------- API client
+
+/** An API answer that was not a success, or a failed request. */
+class APIError extends Error {
+  constructor(status, problems, errorId) {
+    super(problems.map((p) => p.message).join(' '));
+    this.status = status;
+    this.problems = problems;
+    this.errorId = errorId;
+  }
+}
+
+const state = {
+  creds: null,
+  me: null,
+  caps: null,
+  tab: 'personal',
+  lists: {
+    personal: { keys: [], loaded: false, sort: { key: 'createdAt', dir: 'desc' } },
+    org: { keys: [], next: null, loaded: false, sort: { key: 'createdAt', dir: 'desc' } },
+  },
+  policiesLoaded: false,
+};
+
+/**
+ * Calls the management API with the signed-in credentials. Resolves with
+ * the decoded JSON (null for 204); rejects with an APIError that carries
+ * the messages and error id of body A ({status,id,code,message}) or body B
+ * ({id, errors:[{code,message}]}).
+ */
+async function api(method, path, body, creds = state.creds) {
+  const headers = {
+    Accept: 'application/json',
+    Authorization: `Basic ${btoa(`${creds.accessId}:${creds.accessKey}`)}`,
+  };
+  const init = { method, headers, credentials: 'omit', cache: 'no-store', redirect: 'error' };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(new URL(path, API_BASE), init);
+  } catch {
+    throw new APIError(0, [{ code: 'network', message: 'The management API could not be reached. Check the connection and try again.' }], '');
+  }
+  const text = await res.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (res.ok) return data;
+  throw errorFromResponse(res, data);
+}
+
+function errorFromResponse(res, data) {
+  let problems = [];
+  if (data && Array.isArray(data.errors)) {
+    problems = data.errors.map((e) => ({ code: String(e?.code ?? ''), message: String(e?.message ?? '') }));
+  } else if (data && typeof data.message === 'string') {
+    problems = [{ code: String(data.code ?? ''), message: data.message }];
+  }
+  problems = problems.filter((p) => p.message || p.code);
+  if (problems.length === 0) {
+    problems = [{ code: '', message: `The server answered ${res.status}${res.statusText ? ` ${res.statusText}` : ''}.` }];
+  }
+  const id = data && typeof data.id === 'string' ? data.id : '';
+  return new APIError(res.status, problems, id);
+}
+
+/** Fills a banner with an error: what failed, each message, the error id. */
+function showError(banner, err, what) {
+  banner.replaceChildren();
+  if (!(err instanceof APIError)) {
+    err = new APIError(0, [{ code: '', message: String(err?.message ?? err) }], '');
+  }
+  banner.append(h('p', { class: 'banner-title', text: what }));
+  if (err.problems.length === 1) {
+    banner.append(h('p', { class: 'error-message', text: err.problems[0].message }));
+  } else {
+    banner.append(h('ul', { class: 'error-list' }, err.problems.map((p) => h('li', { class: 'error-message', text: p.message }))));
+  }
+  const hint = errorHint(err);
+  if (hint) banner.append(h('p', { class: 'error-hint', text: hint }));
+  const meta = [];
+  if (err.status) meta.push(`HTTP ${err.status}`);
+  const codes = err.problems.map((p) => p.code).filter(Boolean);
+  if (codes.length) meta.push(`code ${codes.join(', ')}`);
+  const details = h('p', { class: 'error-meta' });
+  if (err.errorId) {
+    details.append('Error ID: ', h('code', { class: 'error-id', text: err.errorId }));
+    if (meta.length) details.append(` (${meta.join('; ')})`);
+  } else if (meta.length) {
+    details.append(meta.join('; '));
+  }
+  if (details.childNodes.length) banner.append(details);
+  banner.hidden = false;
+}
+
+function errorHint(err) {
+  const msg = err.problems.map((p) => p.message).join(' ');
+  if (err.status === 403 && /origin is not allowlisted/i.test(msg)) {
+    return `The key you signed in with does not allowlist this console's origin (${location.origin}). Add it to that key's allowlist, or sign in with another key.`;
+  }
+  if (err.status === 429) return 'Wait a minute before trying again.';
+  if (err.status === 503) return 'The key store is unavailable; try again shortly.';
+  return '';
+}
+
+function clearError(banner) {
+  banner.hidden = true;
+  banner.replaceChildren();
+}
+
+// ------------------------------------------------------------ credentials
+
+function loadCreds() {
+  try {
+    const v = JSON.parse(sessionStorage.getItem(STORAGE_KEY) ?? 'null');
+    if (v && ACCESS_ID_RE.test(v.accessId) && ACCESS_KEY_RE.test(v.accessKey)) return v;
+  } catch {
+    // unreadable: sign in again
+  }
+  sessionStorage.removeItem(STORAGE_KEY);
+  return null;
+}
+
+function saveCreds(creds) {
+  state.creds = creds;
+  sessionStorage.setItem(STORAGE_KEY, JSON.stringify(creds));
+}
+
+function resetState() {
+  state.creds = null;
+  state.me = null;
+  state.caps = null;
+  state.lists.personal.keys = [];
+  state.lists.personal.loaded = false;
+  state.lists.org.keys = [];
+  state.lists.org.next = null;
+  state.lists.org.loaded = false;
+  state.policiesLoaded = false;
+}
+
+// --------------------------------------------------------------- sign-in
+
+const signinView = $('#signin-view');
+const appView = $('#app-view');
+const signinForm = $('#signin-form');
+const signinError = $('#signin-error');
+const appError = $('#app-error');
+const statusRegion = $('#status');
+
+function setFieldError(input, message) {
+  const el = document.getElementById(`${input.id}-error`);
+  if (message) {
+    input.setAttribute('aria-invalid', 'true');
+    el.textContent = message;
+    el.hidden = false;
+  } else {
+    input.removeAttribute('aria-invalid');
+    el.textContent = '';
+    el.hidden = true;
+  }
+}
+
+signinForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  clearError(signinError);
+  const idInput = $('#signin-access-id');
+  const keyInput = $('#signin-access-key');
+  const accessId = idInput.value.trim();
+  const accessKey = keyInput.value.trim();
+  let firstBad = null;
+  const idProblem = !accessId ? 'Enter your Access ID.'
+    : ACCESS_ID_RE.test(accessId) ? '' : 'An Access ID is 14 letters and digits starting with "su".';
+  const keyProblem = !accessKey ? 'Enter your Access Key.'
+    : ACCESS_KEY_RE.test(accessKey) ? '' : 'An Access Key is 64 letters and digits.';
+  setFieldError(idInput, idProblem);
+  setFieldError(keyInput, keyProblem);
+  if (idProblem) firstBad = idInput;
+  else if (keyProblem) firstBad = keyInput;
+  if (firstBad) {
+    firstBad.focus();
+    return;
+  }
+  const button = $('#signin-submit');
+  button.disabled = true;
+  button.textContent = 'Signing in…';
+  const creds = { accessId, accessKey };
+  try {
+    const res = await api('GET', 'accessKeys/personal', undefined, creds);
+    saveCreds(creds);
+    learnCaps(res?.data ?? []);
+    state.lists.personal.keys = res?.data ?? [];
+    state.lists.personal.loaded = true;
+    keyInput.value = '';
+    enterApp(true);
+  } catch (err) {
+    if (err instanceof APIError && err.status === 403) {
+      // Valid credentials that may not list personal keys: sign in and let
+      // each section say what it cannot do.
+      saveCreds(creds);
+      keyInput.value = '';
+      enterApp(true);
+      return;
+    }
+    showError(signinError, err, 'Sign-in failed.');
+    signinError.focus();
+  } finally {
+    button.disabled = false;
+    button.textContent = 'Sign in';
+  }
+});
+
+/** Works out what the signed-in key may do from its own row. */
+function learnCaps(keys) {
+  const me = keys.find((k) => k.id === state.creds.accessId);
+  state.me = me ?? null;
+  state.caps = me ? new Set(me.effectiveScopes ?? []) : null;
+}
+
+function can(cap) {
+  return state.caps === null || state.caps.has(cap);
+}
+
+/** Shows the tabs the signed-in key may use; leaves a tab that went away. */
+function updateTabs() {
+  $('#tab-org').hidden = !can('manageAccessKeys');
+  $('#tab-policies').hidden = !can('manageOrgSettings');
+  if ($(`#tab-${state.tab}`).hidden) selectTab('personal', { focus: false });
+}
+
+function showSignin(message) {
+  resetState();
+  sessionStorage.removeItem(STORAGE_KEY);
+  closeAllDialogs();
+  appView.hidden = true;
+  $('#session').hidden = true;
+  signinView.hidden = false;
+  clearError(appError);
+  statusRegion.textContent = '';
+  $('#signin-access-key').value = '';
+  document.title = 'Sign in · accessgate console';
+  if (message) {
+    showError(signinError, message.err, message.what);
+  } else {
+    clearError(signinError);
+  }
+  $('#signin-access-id').focus();
+}
+
+$('#sign-out').addEventListener('click', () => {
+  showSignin(null);
+  announce('Signed out.');
+});
+
+function renderSession() {
+  $('#session-id').textContent = state.creds.accessId;
+  $('#session-owner').textContent = state.me?.ownerId ? ` (owner ${state.me.ownerId})` : '';
+  $('#session').hidden = false;
+}
+
+function enterApp(fresh) {
+  signinView.hidden = true;
+  appView.hidden = false;
+  clearError(signinError);
+  renderSession();
+  $('#tab-org').hidden = !can('manageAccessKeys');
+  $('#tab-policies').hidden = !can('manageOrgSettings');
+  state.tab = 'personal';
+  const wanted = location.hash.replace(/^#/, '');
+  const tab = ['personal', 'org', 'policies'].includes(wanted) && !$(`#tab-${wanted}`).hidden ? wanted : 'personal';
+  selectTab(tab, { focus: false });
+  if (fresh) $(`#${tab}-title`).focus();
+}
+
+/** Handles credentials that stopped working while signed in. */
+function handleAuthLost(err) {
+  if (err instanceof APIError && err.status === 401) {
+    showSignin({ err, what: 'You were signed out: the server no longer accepts the key you signed in with.' });
+    return true;
+  }
+  return false;
+}
+
+// ------------------------------------------------------------------- tabs
+
+const tabNames = ['personal', 'org', 'policies'];
+
+function visibleTabs() {
+  return tabNames.filter((n) => !$(`#tab-${n}`).hidden);
+}
+
+function selectTab(name, { focus = true } = {}) {
+  state.tab = name;
+  for (const n of tabNames) {
+    const tab = $(`#tab-${n}`);
+    const on = n === name;
+    tab.setAttribute('aria-selected', String(on));
+    tab.tabIndex = on ? 0 : -1;
+    $(`#panel-${n}`).hidden = !on;
+  }
+  if (focus) $(`#tab-${name}`).focus();
+  clearError(appError);
+  announce('');
+  history.replaceState(null, '', `#${name}`);
+  const titles = { personal: 'Personal Access Keys', org: 'Access Keys', policies: 'Policies' };
+  document.title = `${titles[name]} · accessgate console`;
+  if (name === 'policies') loadPolicies();
+  else if (state.lists[name].loaded) renderList(name);
+  else loadList(name);
+}
+
+$('#tablist').addEventListener('click', (ev) => {
+  const tab = ev.target.closest('[role="tab"]');
+  if (tab) selectTab(tab.id.replace('tab-', ''));
+});
+
+$('#tablist').addEventListener('keydown', (ev) => {
+  const tabs = visibleTabs();
+  const i = tabs.indexOf(state.tab);
+  let next = null;
+  if (ev.key === 'ArrowRight') next = tabs[(i + 1) % tabs.length];
+  else if (ev.key === 'ArrowLeft') next = tabs[(i - 1 + tabs.length) % tabs.length];
+  else if (ev.key === 'Home') next = tabs[0];
+  else if (ev.key === 'End') next = tabs[tabs.length - 1];
+  if (next) {
+    ev.preventDefault();
+    selectTab(next);
+  }
+});
+
+// ------------------------------------------------------------------ lists
+
+function listContainer(name) {
+  return $(`[data-list="${name}"]`);
+}
+
+async function loadList(name, { keepFocus = null } = {}) {
+  const list = state.lists[name];
+  const box = listContainer(name);
+  box.setAttribute('aria-busy', 'true');
+  if (!list.loaded) box.replaceChildren(h('p', { class: 'muted loading', text: 'Loading access keys…' }));
+  try {
+    if (name === 'personal') {
+      const res = await api('GET', 'accessKeys/personal');
+      list.keys = res?.data ?? [];
+      if (state.creds) {
+        learnCaps(list.keys);
+        renderSession();
+        updateTabs();
+      }
+    } else {
+      const limit = Math.min(1000, Math.max(PAGE_SIZE, list.loaded ? list.keys.length : 0));
+      const res = await api('GET', `accessKeys?limit=${limit}`);
+      list.keys = res?.data ?? [];
+      list.next = res?.next ?? null;
+    }
+    list.loaded = true;
+    renderList(name);
+    if (keepFocus) restoreFocus(keepFocus);
+  } catch (err) {
+    if (handleAuthLost(err)) return;
+    box.replaceChildren(h('p', { class: 'muted', text: 'The keys could not be loaded.' }));
+    showError(appError, err, 'Loading access keys failed.');
+  } finally {
+    box.removeAttribute('aria-busy');
+  }
+}
+
+$('#org-more').addEventListener('click', async (ev) => {
+  const list = state.lists.org;
+  const button = ev.currentTarget;
+  if (!list.next) return;
+  button.disabled = true;
+  try {
+    const res = await api('GET', `accessKeys?limit=${PAGE_SIZE}&token=${encodeURIComponent(list.next)}`);
+    const seen = new Set(list.keys.map((k) => k.id));
+    const more = (res?.data ?? []).filter((k) => !seen.has(k.id));
+    list.keys = list.keys.concat(more);
+    list.next = res?.next ?? null;
+    renderList('org');
+    announce(`Loaded ${plural(more.length, 'more key', 'more keys')}; ${list.keys.length} shown.`);
+    if (list.next) button.focus();
+    else $('#org-title').focus();
+  } catch (err) {
+    if (!handleAuthLost(err)) showError(appError, err, 'Loading more access keys failed.');
+  } finally {
+    button.disabled = false;
+  }
+});
+
+const sortable = {
+  createdAt: { label: 'Created', never: -Infinity },
+  lastUsed: { label: 'Last Used', never: -Infinity },
+  expiresAt: { label: 'Expires At', never: Infinity },
+};
+
+function sortKeys(keys, { key, dir }) {
+  const never = sortable[key].never;
+  const value = (k) => (k[key] ? Date.parse(k[key]) : never);
+  const sign = dir === 'asc' ? 1 : -1;
+  return keys.slice().sort((a, b) => {
+    const va = value(a);
+    const vb = value(b);
+    if (va !== vb) return va < vb ? -sign : sign;
+    return (a.label ?? '').localeCompare(b.label ?? '') || a.id.localeCompare(b.id);
+  });
+}
+
+/** The key's status: the API's status field, else derived from expiry and disabled. */
+function statusOf(k) {
+  if (k.status === 'active' || k.status === 'deactivated' || k.status === 'expired') return k.status;
+  if (k.expiresAt && Date.parse(k.expiresAt) <= Date.now()) return 'expired';
+  return k.disabled ? 'deactivated' : 'active';
+}
+
+const statusText = { active: 'Active', deactivated: 'Deactivated', expired: 'Expired' };
+
+function renderList(name) {
+  const list = state.lists[name];
+  const box = listContainer(name);
+  if (name === 'org') $('#org-more').hidden = !list.next;
+  if (list.keys.length === 0) {
+    box.replaceChildren(h('p', { class: 'empty', text: name === 'personal' ? 'You have no access keys yet.' : 'There are no access keys yet.' }));
+    return;
+  }
+  const keys = sortKeys(list.keys, list.sort);
+  const sortHeader = (key) => {
+    const on = list.sort.key === key;
+    const dirWord = list.sort.dir === 'asc' ? 'ascending' : 'descending';
+    return h('th', { scope: 'col', class: 'col-sortable', 'aria-sort': on ? dirWord : null },
+      h('button', { type: 'button', class: 'sort', dataset: { sort: key } },
+        sortable[key].label,
+        h('span', { class: `sort-icon${on ? ' on' : ''}`, 'aria-hidden': 'true', text: on ? (list.sort.dir === 'asc' ? '▲' : '▼') : '↕' })));
+  };
+  const head = h('tr', {},
+    h('th', { scope: 'col', text: 'Name' }),
+    h('th', { scope: 'col', text: 'Access ID' }),
+    h('th', { scope: 'col', text: 'Status' }),
+    h('th', { scope: 'col', text: 'Scopes' }),
+    h('th', { scope: 'col', text: 'Allowlist' }),
+    sortHeader('createdAt'),
+    sortHeader('lastUsed'),
+    sortHeader('expiresAt'),
+    h('th', { scope: 'col' }, h('span', { class: 'visually-hidden', text: 'Actions' })));
+  const rows = keys.map((k) => keyRow(name, k));
+  const sortDesc = `sorted by ${sortable[list.sort.key].label}, ${list.sort.dir === 'asc' ? 'ascending' : 'descending'}`;
+  const title = name === 'personal' ? 'Personal Access Keys' : 'Access Keys';
+  const table = h('table', { class: 'key-table' },
+    h('caption', { class: 'visually-hidden', text: `${title}, ${plural(keys.length, 'key', 'keys')}, ${sortDesc}` }),
+    h('thead', {}, head),
+    h('tbody', {}, rows));
+  box.replaceChildren(table);
+}
+
+function keyRow(name, k) {
+  const status = statusOf(k);
+  const mine = state.creds && k.id === state.creds.accessId;
+  return h('tr', { dataset: { id: k.id, status, created: k.createdAt ?? '', lastUsed: k.lastUsed ?? '', expires: k.expiresAt ?? '' } },
+    cell('Name', 'cell-name',
+      h('span', { class: 'key-label', text: k.label || '(no name)' }),
+      name === 'org' ? ownerLine(k) : null,
+      mine ? h('span', { class: 'tag', text: 'signed in with this key' }) : null),
+    cell('Access ID', null, h('code', { class: 'access-id', text: k.id })),
+    cell('Status', null, h('span', { class: `badge badge-${status}`, text: statusText[status] ?? status })),
+    cell('Scopes', null, scopesCell(k)),
+    cell('Allowlist', null, allowlistCell(k)),
+    cell('Created', null, timeCell(k.createdAt, 'Unknown')),
+    cell('Last Used', null, timeCell(k.lastUsed, 'Never')),
+    cell('Expires At', null, timeCell(k.expiresAt, 'Never')),
+    h('td', { class: 'cell-actions' }, rowMenu(name, k)));
+}
+
+/** A table cell whose label is shown beside it when rows become cards. */
+function cell(label, cls, ...children) {
+  return h('td', { class: cls, dataset: { label } }, h('div', { class: 'cell-body' }, ...children));
+}
+
+function scopesCell(k) {
+  const scopes = k.scopes ?? [];
+  const effective = new Set(k.effectiveScopes ?? []);
+  if (scopes.length === 0) {
+    return h('span', { class: 'chip', title: "All of the owner's capabilities" }, 'Default');
+  }
+  const chip = (s) => {
+    if (effective.has(s)) return h('li', { class: 'chip', text: s });
+    return h('li', { class: 'chip chip-missing', title: 'The owner lacks this capability, so the key cannot use it' },
+      h('span', { 'aria-hidden': 'true', text: '⚠\u00a0' }), s,
+      h('span', { class: 'visually-hidden', text: ' (owner lacks this capability)' }));
+  };
+  const shown = scopes.slice(0, 4);
+  const rest = scopes.slice(4);
+  const ul = h('ul', { class: 'chips' }, shown.map(chip));
+  if (rest.length === 0) return ul;
+  const missingInRest = rest.some((s) => !effective.has(s));
+  return h('div', {}, ul,
+    h('details', { class: 'more-scopes' },
+      h('summary', { text: `${rest.length} more${missingInRest ? ' (some not usable)' : ''}` }),
+      h('ul', { class: 'chips' }, rest.map(chip))));
+}
+
+function allowlistCell(k) {
+  const origins = k.corsHeaders ?? [];
+  if (origins.length === 0) return h('span', { class: 'muted', text: 'None' });
+  // A break opportunity after the scheme keeps the column narrow.
+  return h('ul', { class: 'origins' }, origins.map((o) => {
+    const i = o.indexOf('://');
+    return i < 0 ? h('li', { text: o }) : h('li', {}, o.slice(0, i + 3), h('wbr'), o.slice(i + 3));
+  }));
+}
+
+function ownerLine(k) {
+  return h('span', { class: 'owner' }, k.serviceAccountId ? 'Service account ' : 'Owner ', h('span', { class: 'owner-id', text: k.ownerId ?? '' }));
+}
+
+// -------------------------------------------------------------- row menu
+
+function rowMenu(name, k) {
+  const status = statusOf(k);
+  const base = `${name}-${k.id}`;
+  const items = [['allowlist', 'Edit allowlist']];
+  if (status === 'active') items.push(['deactivate', 'Deactivate']);
+  else if (status === 'deactivated') items.push(['activate', 'Activate']);
+  items.push(['rotate', 'Rotate']);
+  items.push(['delete', 'Delete']);
+  return h('div', { class: 'menu' },
+    h('button', {
+      type: 'button', class: 'btn btn-menu', id: `menubtn-${base}`, 'aria-haspopup': 'menu', 'aria-expanded': 'false',
+      'aria-controls': `menu-${base}`, dataset: { menuFor: k.id, list: name },
+    }, 'Actions', h('span', { class: 'visually-hidden', text: ` for ${k.label || k.id}` }), h('span', { 'aria-hidden': 'true', class: 'caret', text: ' ▾' })),
+    h('ul', { role: 'menu', id: `menu-${base}`, 'aria-labelledby': `menubtn-${base}`, class: 'menu-list', hidden: true },
+      items.map(([op, label]) => h('li', { role: 'none' },
+        h('button', { type: 'button', role: 'menuitem', tabindex: '-1', class: op === 'delete' ? 'danger' : null, dataset: { op } }, label)))));
+}
+
+function menuItems(menu) {
+  return $$('[role="menuitem"]', menu);
+}
+
+function openMenu(button, which = 'first') {
+  closeMenus();
+  const menu = document.getElementById(button.getAttribute('aria-controls'));
+  button.setAttribute('aria-expanded', 'true');
+  menu.hidden = false;
+  const items = menuItems(menu);
+  (which === 'last' ? items[items.length - 1] : items[0]).focus();
+}
+
+function closeMenus({ returnTo = null } = {}) {
+  for (const b of $$('[aria-haspopup="menu"][aria-expanded="true"]')) {
+    b.setAttribute('aria-expanded', 'false');
+    document.getElementById(b.getAttribute('aria-controls')).hidden = true;
+  }
+  if (returnTo) returnTo.focus();
+}
+
+document.addEventListener('click', (ev) => {
+  if (!ev.target.closest('.menu')) closeMenus();
+});
+
+for (const box of $$('[data-list]')) {
+  box.addEventListener('click', (ev) => {
+    const sortButton = ev.target.closest('button.sort');
+    if (sortButton) {
+      changeSort(box.dataset.list, sortButton.dataset.sort);
+      return;
+    }
+    const menuButton = ev.target.closest('[aria-haspopup="menu"]');
+    if (menuButton) {
+      if (menuButton.getAttribute('aria-expanded') === 'true') closeMenus();
+      else openMenu(menuButton);
+      return;
+    }
+    const item = ev.target.closest('[role="menuitem"]');
+    if (item) {
+      const button = document.getElementById(item.closest('[role="menu"]').getAttribute('aria-labelledby'));
+      closeMenus();
+      runOp(button.dataset.list, button.dataset.menuFor, item.dataset.op, button);
+    }
+  });
+  box.addEventListener('keydown', (ev) => {
+    const menuButton = ev.target.closest('[aria-haspopup="menu"]');
+    if (menuButton && (ev.key === 'ArrowDown' || ev.key === 'ArrowUp')) {
+      ev.preventDefault();
+      openMenu(menuButton, ev.key === 'ArrowUp' ? 'last' : 'first');
+      return;
+    }
+    const menu = ev.target.closest('[role="menu"]');
+    if (!menu) return;
+    const button = document.getElementById(menu.getAttribute('aria-labelledby'));
+    const items = menuItems(menu);
+    const i = items.indexOf(document.activeElement);
+    switch (ev.key) {
+      case 'ArrowDown':
+        ev.preventDefault();
+        items[(i + 1) % items.length].focus();
+        break;
+      case 'ArrowUp':
+        ev.preventDefault();
+        items[(i - 1 + items.length) % items.length].focus();
+        break;
+      case 'Home':
+        ev.preventDefault();
+        items[0].focus();
+        break;
+      case 'End':
+        ev.preventDefault();
+        items[items.length - 1].focus();
+        break;
+      case 'Escape':
+        ev.preventDefault();
+        ev.stopPropagation();
+        closeMenus({ returnTo: button });
+        break;
+      case 'Tab':
+        closeMenus({ returnTo: button });
+        break;
+      default:
+        if (ev.key.length === 1 && /\S/.test(ev.key)) {
+          const k = ev.key.toLowerCase();
+          const order = items.slice(i + 1).concat(items.slice(0, i + 1));
+          const hit = order.find((el) => el.textContent.trim().toLowerCase().startsWith(k));
+          if (hit) hit.focus();
+        }
+    }
+  });
+}
+
+function changeSort(name, key) {
+  const list = state.lists[name];
+  if (list.sort.key === key) list.sort.dir = list.sort.dir === 'asc' ? 'desc' : 'asc';
+  else list.sort = { key, dir: 'asc' };
+  renderList(name);
+  const button = $(`button.sort[data-sort="${key}"]`, listContainer(name));
+  if (button) button.focus();
+  announce(`Sorted by ${sortable[key].label}, ${list.sort.dir === 'asc' ? 'ascending' : 'descending'}.`);
+}
+
+function findKey(name, id) {
+  return state.lists[name].keys.find((k) => k.id === id);
+}
+
+/** Focus target after a list re-render: a row's menu button or a heading. */
+function rowFocus(name, id) {
+  return () => document.getElementById(`menubtn-${name}-${id}`) ?? $(`#${name}-title`);
+}
+
+function restoreFocus(target) {
+  const el = typeof target === 'function' ? target() : target;
+  if (el && el.isConnected && !el.closest('[hidden]')) el.focus();
+  else $(`#${state.tab}-title`)?.focus();
+}
+
+function announce(message) {
+  statusRegion.textContent = message;
+}
+
+function invalidateLists() {
+  state.lists.personal.loaded = false;
+  state.lists.org.loaded = false;
+}
+
+async function refreshAfterChange(name, focusTarget) {
+  const other = name === 'personal' ? 'org' : 'personal';
+  state.lists[other].loaded = false;
+  await loadList(name, { keepFocus: focusTarget });
+}
+
+async function runOp(name, id, op, button) {
+  const k = findKey(name, id);
+  if (!k) return;
+  clearError(appError);
+  const mine = state.creds && k.id === state.creds.accessId;
+  const label = k.label || k.id;
+  switch (op) {
+    case 'allowlist':
+      openAllowlist(name, k, button);
+      break;
+    case 'deactivate':
+      if (mine) {
+        confirmAction({
+          title: 'Deactivate the key you are signed in with?',
+          text: `"${label}" is the key this console uses. Once it is deactivated you are signed out, and only another key can activate it again.`,
+          ok: 'Deactivate',
+          returnFocus: button,
+          run: () => setDisabled(name, k, true),
+        });
+      } else {
+        await withErrors(() => setDisabled(name, k, true), 'Deactivating the key failed.');
+      }
+      break;
+    case 'activate':
+      await withErrors(() => setDisabled(name, k, false), 'Activating the key failed.');
+      break;
+    case 'rotate':
+      confirmAction({
+        title: `Rotate "${label}"?`,
+        text: 'A new Access ID and Access Key replace this pair, with the same name, scopes and allowlist. The current pair keeps working for a short grace period (5 minutes unless configured otherwise), then stops.',
+        ok: 'Rotate key',
+        danger: false,
+        returnFocus: button,
+        run: () => rotate(name, k),
+      });
+      break;
+    case 'delete':
+      confirmAction({
+        title: `Delete "${label}"?`,
+        text: mine
+          ? 'This is the key you are signed in with: deleting it signs you out. Anything using this key stops working at once. This cannot be undone.'
+          : 'Anything using this key stops working at once. This cannot be undone.',
+        ok: 'Delete key',
+        danger: true,
+        returnFocus: () => $(`#${name}-title`),
+        run: () => remove(name, k),
+      });
+      break;
+    default:
+  }
+}
+
+async function withErrors(fn, what) {
+  try {
+    await fn();
+  } catch (err) {
+    if (!handleAuthLost(err)) showError(appError, err, what);
+  }
+}
+
+async function setDisabled(name, k, disabled) {
+  await api('PUT', `accessKeys/${encodeURIComponent(k.id)}`, { disabled, corsHeaders: k.corsHeaders ?? [] });
+  announce(`Access key "${k.label || k.id}" ${disabled ? 'deactivated' : 'activated'}.`);
+  if (disabled && state.creds && k.id === state.creds.accessId) {
+    showSignin(null);
+    announce('You deactivated the key you were signed in with, so you were signed out.');
+    return;
+  }
+  await refreshAfterChange(name, rowFocus(name, k.id));
+}
+
+async function rotate(name, k) {
+  const res = await api('PUT', `accessKeys/${encodeURIComponent(k.id)}/rotate`);
+  let note = '';
+  if (state.creds && k.id === state.creds.accessId && res?.id && res?.key) {
+    saveCreds({ accessId: res.id, accessKey: res.key });
+    renderSession();
+    note = 'This console now uses the new key.';
+  }
+  announce(`Access key "${k.label || k.id}" rotated.`);
+  showSecret(res, 'Access Key rotated', note, rowFocus(name, res?.id ?? k.id));
+  refreshAfterChange(name, null);
+}
+
+async function remove(name, k) {
+  await api('DELETE', `accessKeys/${encodeURIComponent(k.id)}`);
+  if (state.creds && k.id === state.creds.accessId) {
+    showSignin(null);
+    announce('You deleted the key you were signed in with, so you were signed out.');
+    return;
+  }
+  announce(`Access key "${k.label || k.id}" deleted.`);
+  await refreshAfterChange(name, () => $(`#${name}-title`));
+}
+
+// ---------------------------------------------------------------- dialogs
+
+const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]):not([type="hidden"]), select:not([disabled]), textarea:not([disabled]), summary, [tabindex]:not([tabindex="-1"])';
+
+function focusables(dialog) {
+  return $$(FOCUSABLE, dialog).filter((el) => !el.closest('[hidden]') && el.getClientRects().length > 0);
+}
+
+/** Opens a modal dialog; focus returns to returnFocus when it closes. */
+function openDialog(dialog, { returnFocus = document.activeElement, initial = null } = {}) {
+  dialog.returnFocus = returnFocus;
+  if (!dialog.open) dialog.showModal();
+  const target = initial ?? focusables(dialog)[0];
+  target?.focus();
+}
+
+function closeAllDialogs() {
+  for (const d of $$('dialog[open]')) {
+    d.returnFocus = null;
+    d.close();
+  }
+}
+
+for (const dialog of $$('dialog')) {
+  // Tab and Shift+Tab cycle within the dialog.
+  dialog.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Tab') return;
+    const items = focusables(dialog);
+    if (items.length === 0) {
+      ev.preventDefault();
+      return;
+    }
+    const first = items[0];
+    const last = items[items.length - 1];
+    if (ev.shiftKey && (document.activeElement === first || !dialog.contains(document.activeElement))) {
+      ev.preventDefault();
+      last.focus();
+    } else if (!ev.shiftKey && (document.activeElement === last || !dialog.contains(document.activeElement))) {
+      ev.preventDefault();
+      first.focus();
+    }
+  });
+  dialog.addEventListener('click', (ev) => {
+    if (ev.target.closest('[data-close]')) dialog.close('cancel');
+  });
+  dialog.addEventListener('close', () => {
+    const back = dialog.returnFocus;
+    dialog.returnFocus = null;
+    if (back) restoreFocus(back);
+    dialog.onclosed?.();
+    dialog.onclosed = null;
+  });
+}
+
+// Confirmation.
+const confirmDialog = $('#confirm-dialog');
+const confirmForm = $('#confirm-form');
+let confirmRun = null;
+
+function confirmAction({ title, text, ok, danger = true, returnFocus, run }) {
+  $('#confirm-title').textContent = title;
+  $('#confirm-text').textContent = text;
+  const okButton = $('#confirm-ok');
+  okButton.textContent = ok;
+  okButton.className = `btn ${danger ? 'btn-danger' : 'btn-primary'}`;
+  okButton.disabled = false;
+  clearError($('[data-role="error"]', confirmDialog));
+  confirmRun = run;
+  openDialog(confirmDialog, { returnFocus, initial: $('[data-close]', confirmDialog) });
+}
+
+confirmForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const okButton = $('#confirm-ok');
+  okButton.disabled = true;
+  const run = confirmRun;
+  try {
+    const returnFocus = confirmDialog.returnFocus;
+    confirmDialog.returnFocus = null;
+    // Close first so that a dialog the action opens (the one-time secret)
+    // is not stacked on this one.
+    confirmDialog.close('ok');
+    confirmDialog.returnFocus = null;
+    try {
+      await run();
+      const lost = document.activeElement === document.body || !document.activeElement;
+      if (lost && !$('dialog[open]') && !appView.hidden) restoreFocus(returnFocus);
+    } catch (err) {
+      if (handleAuthLost(err)) return;
+      openDialog(confirmDialog, { returnFocus, initial: $('[data-close]', confirmDialog) });
+      showError($('[data-role="error"]', confirmDialog), err, 'The change failed.');
+    }
+  } finally {
+    okButton.disabled = false;
+  }
+});
+
+// One-time secret.
+const secretDialog = $('#secret-dialog');
+
+function showSecret(k, title, note, returnFocus) {
+  $('#secret-title').textContent = title;
+  $('#secret-id').value = k?.id ?? '';
+  $('#secret-key').value = k?.key ?? '';
+  $('#secret-copy-status').textContent = note ?? '';
+  openDialog(secretDialog, { returnFocus, initial: $('[data-copy="secret-key"]', secretDialog) });
+}
+
+secretDialog.addEventListener('close', () => {
+  // The secret leaves the page once the dialog is closed.
+  $('#secret-key').value = '';
+  $('#secret-id').value = '';
+});
+
+secretDialog.addEventListener('click', async (ev) => {
+  const button = ev.target.closest('[data-copy]');
+  if (!button) return;
+  const input = document.getElementById(button.dataset.copy);
+  const what = input.labels?.[0]?.textContent ?? 'Value';
+  const out = $('#secret-copy-status');
+  try {
+    await navigator.clipboard.writeText(input.value);
+    out.textContent = `${what} copied to the clipboard.`;
+  } catch {
+    input.focus();
+    input.select();
+    out.textContent = `Copying is not available here: ${what} is selected, press Ctrl+C (or ⌘C) to copy it.`;
+  }
+});
+
+// Create.
+const createDialog = $('#create-dialog');
+const createForm = $('#create-form');
+let scopeCatalogue = null;
+
+for (const button of $$('[data-action="create"]')) {
+  button.addEventListener('click', () => openCreate(button));
+}
+
+function openCreate(button) {
+  createForm.reset();
+  clearError($('[data-role="error"]', createDialog));
+  setFieldError($('#create-label'), '');
+  $('#create-scopes').hidden = true;
+  $('#create-submit').disabled = false;
+  openDialog(createDialog, { returnFocus: button, initial: $('#create-label') });
+}
+
+for (const radio of $$('input[name="scopeMode"]', createForm)) {
+  radio.addEventListener('change', () => {
+    const custom = $('#create-scope-custom').checked;
+    $('#create-scopes').hidden = !custom;
+    if (custom) loadScopeCatalogue();
+  });
+}
+
+async function loadScopeCatalogue() {
+  const box = $('#create-scopes');
+  if (scopeCatalogue) {
+    renderScopePicker();
+    return;
+  }
+  box.replaceChildren(h('p', { class: 'muted', text: 'Loading scopes…' }));
+  try {
+    const res = await api('GET', 'accessKeys/scopes');
+    scopeCatalogue = res?.data ?? [];
+    renderScopePicker();
+  } catch (err) {
+    if (handleAuthLost(err)) return;
+    box.replaceChildren();
+    showError($('[data-role="error"]', createDialog), err, 'The list of scopes could not be loaded.');
+  }
+}
+
+function renderScopePicker() {
+  const box = $('#create-scopes');
+  const groups = new Map();
+  for (const s of scopeCatalogue) {
+    const g = s.group?.label ?? 'Other';
+    if (!groups.has(g)) groups.set(g, []);
+    groups.get(g).push(s);
+  }
+  const checked = new Set($$('input[name="scope"]:checked', box).map((i) => i.value));
+  box.replaceChildren(h('p', { class: 'hint', id: 'create-scopes-hint', text: 'Scopes your account lacks are marked; a key cannot use them until you have them.' }));
+  for (const [group, scopes] of groups) {
+    box.append(h('fieldset', { class: 'scope-group' },
+      h('legend', { text: group }),
+      scopes.map((s) => {
+        const id = `scope-${s.id}`;
+        const lacking = state.caps !== null && !state.caps.has(s.id);
+        return h('div', { class: 'check' },
+          h('input', { type: 'checkbox', id, name: 'scope', value: s.id, checked: checked.has(s.id) }),
+          h('label', { for: id }, s.label || s.id, ' ', h('code', { class: 'small', text: s.id }),
+            lacking ? h('span', { class: 'chip chip-missing small', text: 'you lack this' }) : null));
+      })));
+  }
+}
+
+createForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const banner = $('[data-role="error"]', createDialog);
+  clearError(banner);
+  const labelInput = $('#create-label');
+  const label = labelInput.value.trim();
+  if (!label) {
+    setFieldError(labelInput, 'Enter a name for the key.');
+    labelInput.focus();
+    return;
+  }
+  if (label.length > MAX_LABEL) {
+    setFieldError(labelInput, `The name can have at most ${MAX_LABEL} characters.`);
+    labelInput.focus();
+    return;
+  }
+  setFieldError(labelInput, '');
+  const corsHeaders = parseOrigins($('#create-cors').value);
+  if (corsHeaders.length > MAX_ORIGINS) {
+    showError(banner, new APIError(0, [{ code: '', message: `At most ${MAX_ORIGINS} origins can be allowlisted; ${corsHeaders.length} were given.` }], ''), 'The key was not created.');
+    $('#create-cors').focus();
+    return;
+  }
+  const body = { label, corsHeaders };
+  if ($('#create-scope-custom').checked) {
+    const scopes = $$('input[name="scope"]:checked', createDialog).map((i) => i.value);
+    if (scopes.length === 0) {
+      showError(banner, new APIError(0, [{ code: '', message: 'Choose at least one scope, or use the Default scope.' }], ''), 'The key was not created.');
+      return;
+    }
+    body.scopes = scopes;
+  }
+  const submit = $('#create-submit');
+  submit.disabled = true;
+  try {
+    const created = await api('POST', 'accessKeys', body);
+    const back = createDialog.returnFocus;
+    createDialog.returnFocus = null;
+    createDialog.close('ok');
+    announce(`Access key "${label}" created.`);
+    showSecret(created, 'Access Key created', '', back);
+    invalidateLists();
+    loadList(state.tab === 'org' ? 'org' : 'personal');
+  } catch (err) {
+    if (handleAuthLost(err)) return;
+    showError(banner, err, 'The key was not created.');
+  } finally {
+    submit.disabled = false;
+  }
+});
+
+// Allowlist.
+const allowlistDialog = $('#allowlist-dialog');
+const allowlistForm = $('#allowlist-form');
+let allowlistTarget = null;
+
+function openAllowlist(name, k, button) {
+  allowlistTarget = { name, k };
+  allowlistForm.reset();
+  clearError($('[data-role="error"]', allowlistDialog));
+  $('#allowlist-key').textContent = `Key "${k.label || k.id}" (${k.id})`;
+  $('#allowlist-cors').value = (k.corsHeaders ?? []).join('\n');
+  openDialog(allowlistDialog, { returnFocus: button, initial: $('#allowlist-cors') });
+}
+
+allowlistForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const banner = $('[data-role="error"]', allowlistDialog);
+  clearError(banner);
+  const { name, k } = allowlistTarget;
+  const corsHeaders = parseOrigins($('#allowlist-cors').value);
+  if (corsHeaders.length > MAX_ORIGINS) {
+    showError(banner, new APIError(0, [{ code: '', message: `At most ${MAX_ORIGINS} origins can be allowlisted; ${corsHeaders.length} were given.` }], ''), 'The allowlist was not saved.');
+    return;
+  }
+  const submit = $('button[type="submit"]', allowlistForm);
+  submit.disabled = true;
+  try {
+    await api('PUT', `accessKeys/${encodeURIComponent(k.id)}`, { disabled: Boolean(k.disabled), corsHeaders });
+    allowlistDialog.returnFocus = null;
+    allowlistDialog.close('ok');
+    announce(`Allowlist of "${k.label || k.id}" saved: ${plural(corsHeaders.length, 'origin', 'origins')}.`);
+    await refreshAfterChange(name, rowFocus(name, k.id));
+  } catch (err) {
+    if (handleAuthLost(err)) return;
+    showError(banner, err, 'The allowlist was not saved.');
+  } finally {
+    submit.disabled = false;
+  }
+});
+
+// --------------------------------------------------------------- policies
+
+const policies = [
+  { form: '#policy-lifetime', path: 'policies/accessKeysLifetime', field: 'accessKeysLifetimeInDays', input: '#policy-lifetime-days', name: 'Key lifetime' },
+  { form: '#policy-unused', path: 'policies/disableUnusedAccessKeys', field: 'unusedAccessKeysDisableAfterInDays', input: '#policy-unused-days', name: 'Deactivation of unused keys' },
+];
+
+async function loadPolicies() {
+  for (const p of policies) $(p.input).disabled = !state.policiesLoaded;
+  try {
+    const answers = await Promise.all(policies.map((p) => api('GET', p.path)));
+    answers.forEach((res, i) => {
+      const p = policies[i];
+      $(p.input).value = String(res?.[p.field] ?? '');
+    });
+    state.policiesLoaded = true;
+  } catch (err) {
+    if (!handleAuthLost(err)) showError(appError, err, 'Loading the policies failed.');
+  } finally {
+    for (const p of policies) $(p.input).disabled = false;
+  }
+}
+
+for (const p of policies) {
+  $(p.form).addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clearError(appError);
+    const input = $(p.input);
+    const days = Number(input.value);
+    if (input.value.trim() === '' || !Number.isInteger(days) || days < 0) {
+      input.setAttribute('aria-invalid', 'true');
+      showError(appError, new APIError(0, [{ code: '', message: 'Enter a whole number of days, 0 or more.' }], ''), `${p.name} was not saved.`);
+      input.focus();
+      return;
+    }
+    input.removeAttribute('aria-invalid');
+    const submit = $('button[type="submit"]', ev.currentTarget);
+    submit.disabled = true;
+    try {
+      const res = await api('PUT', p.path, { [p.field]: days });
+      const saved = res?.[p.field] ?? days;
+      input.value = String(saved);
+      announce(`${p.name} saved: ${saved === 0 ? 'never' : plural(saved, 'day', 'days')}.`);
+      invalidateLists();
+    } catch (err) {
+      if (!handleAuthLost(err)) showError(appError, err, `${p.name} was not saved.`);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+}
+
+// ------------------------------------------------------------------ start
+
+function start() {
+  const creds = loadCreds();
+  if (!creds) {
+    showSignin(null);
+    return;
+  }
+  state.creds = creds;
+  enterApp(false);
+  if (!state.lists.personal.loaded && state.tab !== 'personal') {
+    // Learn what the key may do, for the tabs.
+    api('GET', 'accessKeys/personal').then((res) => {
+      learnCaps(res?.data ?? []);
+      renderSession();
+      updateTabs();
+    }).catch((err) => handleAuthLost(err));
+  }
+}
+
+start();
