@@ -31,9 +31,19 @@ ak() { ./caddy access-keys --config Caddyfile.example "$@"; }
 ak role add --id demo-viewer --name "Demo viewer" \
 	--capability viewCollectors --capability runLogSearch --capability createAccessKeys >/dev/null
 ak user add --id demo --email demo@example.com --role demo-viewer >/dev/null
-out=$(ak create --user demo --label "demo key" --scope viewCollectors --scope runLogSearch --cors https://app.example.com)
-id=$(printf '%s\n' "$out" | sed -n 's/^Access ID: *//p')
-key=$(printf '%s\n' "$out" | sed -n 's/^Access Key: *//p')
+ak role add --id demo-admin --name "Demo administrator" \
+	--capability createAccessKeys --capability manageAccessKeys --capability manageOrgSettings \
+	--capability manageUsersAndRoles --capability viewCollectors --capability manageCollectors \
+	--capability runLogSearch >/dev/null
+ak user add --id admin --email admin@example.com --role demo-admin >/dev/null
+
+field() { printf '%s\n' "$1" | sed -n "s/^$2: *//p"; }
+out=$(ak create --user demo --label "demo key" --scope viewCollectors --scope runLogSearch --cors https://app.example.com 2>/dev/null)
+id=$(field "$out" "Access ID")
+key=$(field "$out" "Access Key")
+out=$(ak create --user admin --label "demo admin key" 2>/dev/null)
+admin_id=$(field "$out" "Access ID")
+admin_key=$(field "$out" "Access Key")
 
 cat <<TXT
 
@@ -46,6 +56,12 @@ Try it once the gateway below is up:
   curl -i -u '$id:$key' -X POST http://127.0.0.1:8080/api/v1/collectors # 403, lacks manageCollectors
   curl -i http://127.0.0.1:8080/api/v1/collectors                        # 401
   ./caddy access-keys --config Caddyfile.example list
+
+Administrator key, for the management API and the web console
+(http://127.0.0.1:8080/console/):
+  Access ID:  $admin_id
+  Access Key: $admin_key
+  curl -u '$admin_id:$admin_key' http://127.0.0.1:8080/api/v1/accessKeys
 
 TXT
 exec ./caddy run --config Caddyfile.example --adapter caddyfile
