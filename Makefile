@@ -20,9 +20,12 @@ fuzz:
 	$(GO) test ./keystore -run '^$$' -fuzz '^FuzzNormalizeOrigin$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./caddymodule -run '^$$' -fuzz '^FuzzHandlerCaddyfile$$' -fuzztime $(FUZZTIME)
 
-## bench: Go benchmarks of the hot path
+## bench: Go benchmarks of the hot path, then the end-to-end load script
+## (see BENCHMARKS.md; about 6 minutes in all, needs redis-server)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./authcache ./caddymodule ./keystore
+	$(GO) test -run '^$$' -bench . -benchmem ./authcache ./keystore
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 2 -timeout 20m ./caddymodule
+	./scripts/bench.sh
 
 ## demo: run the gateway on Caddyfile.example and print a demo key
 demo:

@@ -9,28 +9,43 @@ import (
 // credential is far shorter (14 + 1 + 64 characters, base64-encoded).
 const maxAuthorizationLen = 512
 
+// basicBuf holds a decoded Basic credential. It is big enough for any
+// header of at most maxAuthorizationLen bytes.
+type basicBuf [maxAuthorizationLen * 3 / 4]byte
+
 // parseBasic extracts the Access ID and Access Key of a Basic Authorization
 // header. The scheme is case-insensitive; the user part must not contain a
 // colon (the key may, though a valid one never does).
 func parseBasic(header string) (id, key string, ok bool) {
-	const prefix = "basic "
-	if len(header) <= len(prefix) || len(header) > maxAuthorizationLen || !strings.EqualFold(header[:len(prefix)], prefix) {
+	var buf basicBuf
+	idb, keyb, ok := decodeBasic(header, &buf)
+	if !ok {
 		return "", "", false
 	}
+	return string(idb), string(keyb), true
+}
+
+// decodeBasic is parseBasic decoding into buf: the Access ID and Access Key
+// it returns are slices of buf, so that a cache hit needs no copy of the
+// credential on the heap.
+func decodeBasic(header string, buf *basicBuf) (id, key []byte, ok bool) {
+	const prefix = "basic "
+	if len(header) <= len(prefix) || len(header) > maxAuthorizationLen || !strings.EqualFold(header[:len(prefix)], prefix) {
+		return nil, nil, false
+	}
 	enc := strings.TrimLeft(header[len(prefix):], " ")
-	var buf [maxAuthorizationLen]byte
 	n, err := base64.StdEncoding.Decode(buf[:], []byte(enc))
 	if err != nil || n == 0 {
-		return "", "", false
+		return nil, nil, false
 	}
 	dec := buf[:n]
 	for i, c := range dec {
 		if c == ':' {
 			if i == 0 {
-				return "", "", false
+				return nil, nil, false
 			}
-			return string(dec[:i]), string(dec[i+1:]), true
+			return dec[:i], dec[i+1:], true
 		}
 	}
-	return "", "", false
+	return nil, nil, false
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -35,43 +34,86 @@ func (g *gate) provision(ctx caddy.Context, realm string) error {
 
 // check authenticates r and applies the key's CORS allowlist. When it
 // returns false it has already answered the request.
+//
+// A cache hit costs a decode into a buffer on the stack, one digest and
+// one lookup: nothing is allocated. The Access Key checksum is checked
+// only on a miss, since an entry exists only for a verified credential and
+// its key is a digest of the very secret presented.
 func (g *gate) check(w http.ResponseWriter, r *http.Request) (*entry, bool) {
 	st := g.app.state
-	client, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	id, secret, ok := parseBasic(r.Header.Get("Authorization"))
-	if !ok || !keystore.ValidAccessID(id) || !keystore.ValidAccessKey(secret) {
-		st.failed("", client)
-		g.reject(w, r, rejection{status: http.StatusUnauthorized, reason: string(keystore.ReasonMalformed), accessID: printableID(id)})
+	var buf basicBuf
+	idb, secb, ok := decodeBasic(headerValue(r.Header, "Authorization"), &buf)
+	if !ok || !keystore.ValidAccessID(string(idb)) || len(secb) != keystore.AccessKeyLen {
+		g.malformed(w, r, string(idb))
 		return nil, false
 	}
-	e, err := st.authenticate(r.Context(), id, secret, client)
-	if err != nil {
-		var ae *keystore.AuthError
-		var le *limitError
-		if errors.As(err, &le) {
-			g.reject(w, r, rejection{status: http.StatusTooManyRequests, reason: "too_many_failures", accessID: id, retryAfter: le.retryAfter})
+	k := st.credKeyOf(idb, secb)
+	e, hit := st.cached(k)
+	if !hit {
+		if e, ok = g.verify(w, r, k, string(idb), string(secb)); !ok {
 			return nil, false
 		}
-		if errors.As(err, &ae) {
-			rej := rejection{status: http.StatusUnauthorized, reason: string(ae.Reason), accessID: id}
-			if ae.Key != nil {
-				rej.label, rej.ownerID = ae.Key.Label, ae.Key.OwnerID
-			}
-			g.reject(w, r, rej)
-			return nil, false
-		}
-		g.reject(w, r, rejection{status: http.StatusServiceUnavailable, reason: "redis_unavailable", accessID: id, err: err})
-		return nil, false
 	}
-	if origin := r.Header.Get("Origin"); origin != "" {
+	if origin := headerValue(r.Header, "Origin"); origin != "" {
 		norm, err := keystore.NormalizeOrigin(origin)
 		if err != nil || !keystore.OriginAllowed(e.ident.Allowlist, norm) {
 			g.reject(w, r, rejection{status: http.StatusForbidden, reason: "origin_not_allowlisted", ident: e.ident, origin: origin})
 			return nil, false
 		}
 	}
-	st.lastUsed.touch(e, time.Now())
+	st.lastUsed.touch(e, st.clock.Now())
 	return e, true
+}
+
+// verify authenticates a credential that missed the cache (k is its
+// cache key). When it returns false it has already answered the request.
+func (g *gate) verify(w http.ResponseWriter, r *http.Request, k credKey, id, secret string) (*entry, bool) {
+	if !keystore.ValidAccessKey(secret) {
+		g.malformed(w, r, id)
+		return nil, false
+	}
+	e, err := g.app.state.verify(r.Context(), k, id, secret, clientIP(r))
+	if err == nil {
+		return e, true
+	}
+	var ae *keystore.AuthError
+	var le *limitError
+	if errors.As(err, &le) {
+		g.reject(w, r, rejection{status: http.StatusTooManyRequests, reason: "too_many_failures", accessID: id, retryAfter: le.retryAfter})
+		return nil, false
+	}
+	if errors.As(err, &ae) {
+		rej := rejection{status: http.StatusUnauthorized, reason: string(ae.Reason), accessID: id}
+		if ae.Key != nil {
+			rej.label, rej.ownerID = ae.Key.Label, ae.Key.OwnerID
+		}
+		g.reject(w, r, rej)
+		return nil, false
+	}
+	g.reject(w, r, rejection{status: http.StatusServiceUnavailable, reason: "redis_unavailable", accessID: id, err: err})
+	return nil, false
+}
+
+// malformed answers a request without well-formed credentials; id is the
+// Access ID presented, if any.
+func (g *gate) malformed(w http.ResponseWriter, r *http.Request, id string) {
+	g.app.state.failed("", clientIP(r))
+	g.reject(w, r, rejection{status: http.StatusUnauthorized, reason: string(keystore.ReasonMalformed), accessID: printableID(id)})
+}
+
+// clientIP returns the client address Caddy determined for r.
+func clientIP(r *http.Request) string {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return ip
+}
+
+// headerValue returns the first value of the header named key, which must
+// be in canonical form: http.Header.Get without the canonicalisation.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // printableID keeps a presented Access ID for logs only if it has the shape

@@ -111,7 +111,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	ident := e.ident
-	origin := r.Header.Get("Origin")
 	if missing, mapped, err := h.missingScope(r, ident); err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	} else if missing != "" || !mapped && !h.allowAny {
@@ -119,25 +118,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 
+	// Setting the identity headers replaces any copies the client sent:
+	// the server stores header names in canonical form. The request gets
+	// its own copy of the values (one allocation), since later handlers
+	// may edit header values in place.
 	hdr := r.Header
-	delete(hdr, HeaderAccessID)
-	delete(hdr, HeaderAccessOwner)
-	delete(hdr, HeaderAccessScopes)
-	hdr[HeaderAccessID] = e.idHdr
-	hdr[HeaderAccessOwner] = e.ownerHdr
-	hdr[HeaderAccessScopes] = e.scopesHdr
+	vals := new([3]string)
+	*vals = e.hdrs
+	hdr[HeaderAccessID] = vals[valAccessID : valAccessID+1 : valAccessID+1]
+	hdr[HeaderAccessOwner] = vals[valOwner : valOwner+1 : valOwner+1]
+	hdr[HeaderAccessScopes] = vals[valScopes : valScopes+1 : valScopes+1]
 	if !h.PassCredentials {
 		delete(hdr, "Authorization")
 	}
-	if origin != "" {
+	if origin := headerValue(hdr, "Origin"); origin != "" {
 		wh := w.Header()
 		wh.Set("Access-Control-Allow-Origin", origin)
 		wh.Add("Vary", "Origin")
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.auth.user.id", ident.OwnerID)
-		repl.Set("http.auth.user.access_id", ident.AccessID)
-		repl.Set("http.auth.user.scopes", e.scopesHdr[0])
+		repl.Set("http.auth.user.id", e.vals[valOwner])
+		repl.Set("http.auth.user.access_id", e.vals[valAccessID])
+		repl.Set("http.auth.user.scopes", e.vals[valScopes])
 	}
 	return next.ServeHTTP(w, r)
 }

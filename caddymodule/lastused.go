@@ -28,10 +28,10 @@ func newLastUseTracker() *lastUseTracker {
 // only when the entry's last mark is a second old or more.
 func (t *lastUseTracker) touch(e *entry, now time.Time) {
 	sec := now.Unix()
-	if atomic.LoadInt64(&e.lastMark) >= sec {
+	if e.lastMark.Load() >= sec {
 		return
 	}
-	atomic.StoreInt64(&e.lastMark, sec)
+	e.lastMark.Store(sec)
 	t.mu.Lock()
 	if len(t.pending) < maxPendingUses || !t.pending[e.ident.AccessID].IsZero() {
 		if now.After(t.pending[e.ident.AccessID]) {

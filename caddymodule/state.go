@@ -24,32 +24,40 @@ import (
 // caches and loops.
 var states = caddy.NewUsagePool()
 
-// credKey is the cache key of a credential: its Access ID and a keyed
-// digest of the secret, so the cache never holds the secret and a changed
-// secret never matches an old entry.
-type credKey struct {
-	id  string
-	sum [16]byte
-}
+// credKey is the cache key of a credential: a keyed digest (SHA-256 under
+// the state's random salt, truncated to 128 bits) of its Access ID and
+// Access Key. The cache never holds the secret, a digest of it that can be
+// checked without the salt, or the Access ID presented by the client, and
+// a wrong or changed secret never matches an entry.
+type credKey [16]byte
 
-// entry is a cached successful authentication, with the header values it
-// adds precomputed.
+// Indexes of entry.hdrs and entry.vals.
+const (
+	valAccessID = iota
+	valOwner
+	valScopes
+)
+
+// entry is a cached successful authentication, with the header and
+// placeholder values it adds precomputed.
 type entry struct {
-	ident     *keystore.Identity
-	idHdr     []string
-	ownerHdr  []string
-	scopesHdr []string
+	ident *keystore.Identity
+	// hdrs are the values of X-Access-Id, X-Access-Owner and
+	// X-Access-Scopes.
+	hdrs [3]string
+	// vals are the same values boxed once for the replacer, so that
+	// setting the placeholders allocates nothing.
+	vals [3]any
 	// lastMark is the Unix second of the last use recorded for this entry.
-	lastMark int64
+	lastMark atomic.Int64
 }
 
 func newEntry(id *keystore.Identity) *entry {
-	return &entry{
-		ident:     id,
-		idHdr:     []string{id.AccessID},
-		ownerHdr:  []string{id.OwnerID},
-		scopesHdr: []string{strings.Join(id.Scopes, " ")},
+	e := &entry{ident: id, hdrs: [3]string{id.AccessID, id.OwnerID, strings.Join(id.Scopes, " ")}}
+	for i, v := range e.hdrs {
+		e.vals[i] = v
 	}
+	return e
 }
 
 // ownerEntry is a cached owner with the deadline of its cache entry.
@@ -76,12 +84,19 @@ type state struct {
 	metrics  *stateMetrics
 	salt     [32]byte
 	now      func() time.Time
+	// clock is the coarse clock of the authentication cache and of
+	// last-use marks; a loop of the state advances it.
+	clock *authcache.Clock
 
 	subscriptionUp atomic.Bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
+
+// clockTick is the resolution of the coarse clock: cached authentications
+// end at most about this late.
+const clockTick = 10 * time.Millisecond
 
 // negativeTTL is how long an unknown Access ID is remembered.
 const negativeTTL = 30 * time.Second
@@ -123,7 +138,7 @@ func newState(cfg App) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &state{cfg: cfg, rdb: rdb, now: time.Now, metrics: newStateMetrics(), lastUsed: newLastUseTracker()}
+	s := &state{cfg: cfg, rdb: rdb, now: time.Now, clock: authcache.NewClock(), metrics: newStateMetrics(), lastUsed: newLastUseTracker()}
 	rdb.AddHook(redisHook{s.metrics})
 	if _, err := rand.Read(s.salt[:]); err != nil {
 		return nil, err
@@ -138,7 +153,8 @@ func newState(cfg App) (*state, error) {
 		Size:   cfg.CacheSize,
 		TTL:    ttl,
 		Shards: 16,
-		Hash:   func(k credKey) uint64 { return binary.LittleEndian.Uint64(k.sum[:8]) },
+		Hash:   func(k credKey) uint64 { return binary.LittleEndian.Uint64(k[:8]) },
+		Now:    s.clock.Now,
 	})
 	s.owners = authcache.New[string, ownerEntry](authcache.Config[string]{Size: 10000, TTL: ttl})
 	s.negative = authcache.New[string, struct{}](authcache.Config[string]{Size: 100000, TTL: min(ttl, negativeTTL)})
@@ -149,6 +165,7 @@ func newState(cfg App) (*state, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	s.loop(ctx, func(ctx context.Context) { s.clock.Run(ctx, clockTick) })
 	s.loop(ctx, s.audit.run)
 	s.loop(ctx, s.subscribe)
 	s.every(ctx, time.Duration(cfg.LastUsedFlush), s.flushLastUsed)
@@ -214,18 +231,36 @@ func (s *state) Destruct() error {
 	return s.rdb.Close()
 }
 
-// credKeyOf derives the cache key of a credential.
-func (s *state) credKeyOf(id, secret string) credKey {
-	h := sha256.New()
-	h.Write(s.salt[:])
-	h.Write([]byte(id))
-	h.Write([]byte{0})
-	h.Write([]byte(secret))
-	var sum [32]byte
-	h.Sum(sum[:0])
-	k := credKey{id: id}
-	copy(k.sum[:], sum[:16])
-	return k
+// credKeyOf derives the cache key of a credential. It does not allocate.
+func (s *state) credKeyOf(id, secret []byte) credKey {
+	var sum [sha256.Size]byte
+	var buf [len(s.salt) + keystore.AccessIDLen + 1 + keystore.AccessKeyLen]byte
+	if len(id)+len(secret) <= keystore.AccessIDLen+keystore.AccessKeyLen {
+		n := copy(buf[:], s.salt[:])
+		n += copy(buf[n:], id)
+		buf[n] = 0
+		n++
+		n += copy(buf[n:], secret)
+		sum = sha256.Sum256(buf[:n])
+	} else {
+		h := sha256.New()
+		h.Write(s.salt[:])
+		h.Write(id)
+		h.Write([]byte{0})
+		h.Write(secret)
+		h.Sum(sum[:0])
+	}
+	return credKey(sum[:16])
+}
+
+// cached returns the cached authentication of the credential whose key is
+// k, if any. It is the whole of a cache hit.
+func (s *state) cached(k credKey) (*entry, bool) {
+	e, ok := s.auth.Get(k)
+	if ok {
+		s.metrics.count(outcomeCacheHit)
+	}
+	return e, ok
 }
 
 // authenticate verifies a well-formed credential, from the cache when it
@@ -233,11 +268,16 @@ func (s *state) credKeyOf(id, secret string) credKey {
 // miss, clients and Access IDs that failed too often are refused before
 // any Redis call (*limitError), and so are Access IDs known not to exist.
 func (s *state) authenticate(ctx context.Context, id, secret, client string) (*entry, error) {
-	k := s.credKeyOf(id, secret)
-	if e, ok := s.auth.Get(k); ok {
-		s.metrics.count(outcomeCacheHit)
+	k := s.credKeyOf([]byte(id), []byte(secret))
+	if e, ok := s.cached(k); ok {
 		return e, nil
 	}
+	return s.verify(ctx, k, id, secret, client)
+}
+
+// verify is authenticate after a cache miss for k, the key of (id,
+// secret).
+func (s *state) verify(ctx context.Context, k credKey, id, secret, client string) (*entry, error) {
 	now := s.now()
 	if d, blocked := s.byClient.blocked(client, now); blocked {
 		return nil, &limitError{retryAfter: d}

@@ -1,0 +1,553 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/accessgate/accessgate/internal/loadgen"
+	"github.com/accessgate/accessgate/internal/redistest"
+	"github.com/accessgate/accessgate/keystore"
+)
+
+// The benchmarks below run the access_keys handler in process against a
+// real redis-server. Each request is prepared once, as Caddy's server
+// prepares it (replacer, vars with the client IP, extra log fields), and
+// reused: only the Authorization header is put back before every call, so
+// the allocations reported are the handler's own. Compare ns/op with
+// BenchmarkNoopHandler from the same run.
+
+const benchPrefix = "agbench"
+
+// benchEnv is a shared state on a real redis-server, an access_keys
+// handler using it, and seeded credentials.
+type benchEnv struct {
+	redis *redistest.Server
+	st    *state
+	h     *Handler
+	creds []loadgen.Cred
+	auths [][]string // Authorization header values of creds
+	// trips counts Redis round trips (commands and pipelines) of st.
+	trips atomic.Int64
+	// keyGets counts GETs of the record of watchID.
+	keyGets atomic.Int64
+	watchID atomic.Value // string
+}
+
+// newBenchEnv starts redis-server, seeds nKeys active keys spread over ten
+// owners and builds a state with the given cache size and a handler
+// mapping the scopes of Caddyfile.example.
+func newBenchEnv(tb testing.TB, cacheSize, nKeys int) *benchEnv {
+	tb.Helper()
+	if _, ok := tb.(*testing.B); ok {
+		quietCaddyLog(tb)
+	}
+	e := &benchEnv{redis: redistest.Start(tb)}
+	cfg := App{
+		Redis:     []string{e.redis.URL()},
+		KeyPrefix: benchPrefix,
+		CacheSize: cacheSize,
+		// Keep background Redis traffic out of the measurements.
+		LastUsedFlush: caddy.Duration(time.Hour),
+		SweepInterval: caddy.Duration(time.Hour),
+	}.withDefaults()
+	st, err := newState(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	admin := e.redis.Client(tb)
+	tb.Cleanup(func() {
+		done := make(chan struct{})
+		go func() {
+			_ = st.Destruct()
+			close(done)
+		}()
+		// The subscriber waits in a read that ignores cancellation for up
+		// to 30s; closing its connection ends the wait.
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+				admin.ClientKillByFilter(context.Background(), "TYPE", "pubsub")
+			}
+		}
+	})
+	st.rdb.AddHook(countHook{e})
+	e.st = st
+
+	ctx := context.Background()
+	rdb := e.redis.Client(tb)
+	store := keystore.New(rdb, keystore.Options{Prefix: benchPrefix})
+	owners, err := loadgen.SeedOwners(ctx, store, 10)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.creds, err = loadgen.SeedKeys(ctx, rdb, loadgen.SeedOptions{Prefix: benchPrefix, Owners: owners, N: nKeys, Keep: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.auths = make([][]string, len(e.creds))
+	for i, c := range e.creds {
+		e.auths[i] = []string{c.Authorization()}
+	}
+
+	e.h = &Handler{
+		Realm: "API",
+		Scopes: []ScopeRule{
+			{Scope: "viewCollectors", Methods: []string{"GET", "HEAD"}, Paths: []string{"/api/v1/collectors", "/api/v1/collectors/*"}},
+			{Scope: "manageCollectors", Methods: []string{"POST", "PUT", "DELETE"}, Paths: []string{"/api/v1/collectors", "/api/v1/collectors/*"}},
+			{Scope: "runLogSearch", Paths: []string{"/api/v1/search/*"}},
+		},
+	}
+	for i := range e.h.Scopes {
+		if err := e.h.Scopes[i].provision(caddy.Context{}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	e.h.gate = gate{app: &App{state: st}, logger: zap.NewNop(), challenge: `Basic realm="API"`}
+	return e
+}
+
+var quietLog sync.Once
+
+// quietCaddyLog sends Caddy's default log, which the audit events of the
+// rejection benchmarks go to, nowhere: a config with only a discarding
+// default log, no admin endpoint and nothing persisted.
+func quietCaddyLog(tb testing.TB) {
+	quietLog.Do(func() {
+		cfg := `{"admin":{"disabled":true,"config":{"persist":false}},"logging":{"logs":{"default":{"writer":{"output":"discard"}}}}}`
+		if err := caddy.Load([]byte(cfg), true); err != nil {
+			tb.Fatalf("quieting Caddy's log: %v", err)
+		}
+	})
+}
+
+// countHook counts the Redis round trips of the state's client, and the
+// GETs of one key record.
+type countHook struct{ e *benchEnv }
+
+func (h countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.e.trips.Add(1)
+		h.watch(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (h countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.e.trips.Add(1)
+		for _, c := range cmds {
+			h.watch(c)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (h countHook) watch(cmd redis.Cmder) {
+	id, _ := h.e.watchID.Load().(string)
+	if id == "" || cmd.Name() != "get" {
+		return
+	}
+	if args := cmd.Args(); len(args) == 2 && args[1] == loadgen.RecordKey(benchPrefix, id) {
+		h.e.keyGets.Add(1)
+	}
+}
+
+// benchRequest returns a request prepared as Caddy's server does, from
+// client 192.0.2.10.
+func benchRequest(method, target string, hdr map[string]string) *http.Request {
+	r := httptest.NewRequest(method, target, nil)
+	r.Header.Set("User-Agent", "bench/1.0")
+	r.Header.Set("Accept", "application/json")
+	for k, v := range hdr {
+		r.Header.Set(k, v)
+	}
+	r = caddyhttp.PrepareRequest(r, caddy.NewReplacer(), httptest.NewRecorder(), nil)
+	caddyhttp.SetVar(r.Context(), caddyhttp.ClientIPVarKey, "192.0.2.10")
+	return r
+}
+
+// nopNext is the next handler: it does nothing.
+var nopNext = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+
+// discardWriter is a reusable ResponseWriter that keeps only the status.
+type discardWriter struct {
+	hdr    http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.hdr }
+func (w *discardWriter) WriteHeader(code int)        { w.status = code }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// serve runs one request through the handler and returns the status the
+// handler wrote (200 when it called next without writing).
+func (e *benchEnv) serve(tb testing.TB, w *discardWriter, r *http.Request, auth []string) int {
+	r.Header["Authorization"] = auth
+	clear(w.hdr)
+	w.status = http.StatusOK
+	if err := e.h.ServeHTTP(w, r, nopNext); err != nil {
+		tb.Fatal(err)
+	}
+	return w.status
+}
+
+// warm verifies the first n credentials so that they are cached.
+func (e *benchEnv) warm(tb testing.TB, n int) {
+	tb.Helper()
+	w := &discardWriter{hdr: http.Header{}}
+	r := benchRequest(http.MethodGet, "/api/v1/collectors", nil)
+	for i := range n {
+		if got := e.serve(tb, w, r, e.auths[i]); got != http.StatusOK {
+			tb.Fatalf("warming credential %d: status %d", i, got)
+		}
+	}
+}
+
+// hot is the number of credentials the cache-hit benchmarks rotate over.
+const hot = 1024
+
+// noopMiddleware is the baseline: a middleware that only calls next.
+type noopMiddleware struct{}
+
+func (noopMiddleware) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return next.ServeHTTP(w, r)
+}
+
+// BenchmarkNoopHandler is the baseline of the handler benchmarks: the same
+// per-request work of the benchmark loop around a middleware that only
+// calls next. "reused" matches the cache-hit benchmarks; "recorder" adds
+// the fresh httptest.ResponseRecorder of the rejection benchmarks.
+func BenchmarkNoopHandler(b *testing.B) {
+	auth := []string{loadgen.Cred{ID: keystore.NewAccessID(), Secret: keystore.NewAccessKey()}.Authorization()}
+	var m caddyhttp.MiddlewareHandler = noopMiddleware{}
+	b.Run("reused", func(b *testing.B) {
+		r := benchRequest(http.MethodGet, "/api/v1/collectors", nil)
+		w := &discardWriter{hdr: http.Header{}}
+		b.ReportAllocs()
+		for b.Loop() {
+			r.Header["Authorization"] = auth
+			clear(w.hdr)
+			if err := m.ServeHTTP(w, r, nopNext); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("recorder", func(b *testing.B) {
+		r := benchRequest(http.MethodGet, "/api/v1/collectors", nil)
+		b.ReportAllocs()
+		for b.Loop() {
+			r.Header["Authorization"] = auth
+			if err := m.ServeHTTP(httptest.NewRecorder(), r, nopNext); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkHandlerCacheHit measures a request whose credential is cached,
+// rotating over 1024 cached credentials.
+func BenchmarkHandlerCacheHit(b *testing.B) {
+	e := newBenchEnv(b, 0, hot)
+	e.warm(b, hot)
+	r := benchRequest(http.MethodGet, "/api/v1/collectors", nil)
+	w := &discardWriter{hdr: http.Header{}}
+	before := e.trips.Load()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if got := e.serve(b, w, r, e.auths[i%hot]); got != http.StatusOK {
+			b.Fatalf("status %d", got)
+		}
+	}
+	if n := e.trips.Load() - before; n != 0 {
+		b.Fatalf("cache hits made %d Redis round trips", n)
+	}
+	if got := r.Header.Get(HeaderAccessScopes); got != "runLogSearch viewCollectors" {
+		b.Fatalf("%s = %q", HeaderAccessScopes, got)
+	}
+}
+
+// BenchmarkHandlerCacheHitParallel is BenchmarkHandlerCacheHit from
+// GOMAXPROCS goroutines at once (run it with -cpu 2), each with its own
+// request.
+func BenchmarkHandlerCacheHitParallel(b *testing.B) {
+	e := newBenchEnv(b, 0, hot)
+	e.warm(b, hot)
+	var worker atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		r := benchRequest(http.MethodGet, "/api/v1/collectors", nil)
+		w := &discardWriter{hdr: http.Header{}}
+		i := int(worker.Add(1)) * 7919
+		for pb.Next() {
+			if got := e.serve(b, w, r, e.auths[i%hot]); got != http.StatusOK {
+				b.Errorf("status %d", got)
+				return
+			}
+			i++
+		}
+	})
+}
+
+// BenchmarkHandlerCacheMiss measures requests whose credential is not
+// cached: every request presents another of 4096 keys, through a cache of
+// 64 entries, so each one is verified against Redis and evicts another.
+// With owner=cached the owner comes from the owner cache; with
+// owner=uncached it is dropped from that cache before each request. The
+// metrics roundtrips/op (Redis commands or pipelines sent by the gateway,
+// counted by a go-redis hook) and rediscmds/op (commands counted by the
+// server) check "one round trip when the owner is cached, two at most
+// otherwise".
+func BenchmarkHandlerCacheMiss(b *testing.B) {
+	const keys = 4096
+	e := newBenchEnv(b, 64, keys)
+	owners := make([]string, keys)
+	ctx := context.Background()
+	rdb := e.redis.Client(b)
+	for i, c := range e.creds {
+		raw, err := rdb.Get(ctx, loadgen.RecordKey(benchPrefix, c.ID)).Bytes()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var k struct{ OwnerID string }
+		if err := json.Unmarshal(raw, &k); err != nil {
+			b.Fatal(err)
+		}
+		owners[i] = k.OwnerID
+	}
+	e.warm(b, 64) // owners cached, connections open
+	for _, ownerCached := range []bool{true, false} {
+		b.Run(fmt.Sprintf("owner=%s", map[bool]string{true: "cached", false: "uncached"}[ownerCached]), func(b *testing.B) {
+			r := benchRequest(http.MethodGet, "/api/v1/collectors", nil)
+			w := &discardWriter{hdr: http.Header{}}
+			trips0 := e.trips.Load()
+			cmds0 := redisCommands(b, e.redis)
+			misses0 := e.st.auth.Stats().Misses
+			n := 0
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				j := (i + 64) % keys
+				if !ownerCached {
+					e.st.owners.Remove(owners[j])
+				}
+				if got := e.serve(b, w, r, e.auths[j]); got != http.StatusOK {
+					b.Fatalf("status %d", got)
+				}
+				n++
+			}
+			b.StopTimer()
+			if m := e.st.auth.Stats().Misses - misses0; m < uint64(n) {
+				b.Fatalf("%d cache misses for %d requests", m, n)
+			}
+			b.ReportMetric(float64(e.trips.Load()-trips0)/float64(n), "roundtrips/op")
+			b.ReportMetric(float64(redisCommands(b, e.redis)-cmds0)/float64(n), "rediscmds/op")
+		})
+	}
+}
+
+// redisCommands returns the commands the server has run that the gateway
+// sends when verifying: GET, HGETALL and HGET.
+func redisCommands(tb testing.TB, s *redistest.Server) int64 {
+	return s.CommandCount(tb, "get") + s.CommandCount(tb, "hgetall") + s.CommandCount(tb, "hget")
+}
+
+// BenchmarkHandlerChecksumReject measures a well-shaped credential whose
+// Access Key checksum is wrong: 401 without Redis.
+func BenchmarkHandlerChecksumReject(b *testing.B) {
+	e := newBenchEnv(b, 0, 1)
+	bad := e.creds[0]
+	bad.Secret = bad.Secret[:keystore.AccessKeyLen-1] + map[bool]string{true: "B", false: "A"}[bad.Secret[keystore.AccessKeyLen-1] == 'A']
+	benchReject(b, e, benchRequest(http.MethodGet, "/api/v1/collectors", nil), []string{bad.Authorization()}, http.StatusUnauthorized)
+}
+
+// BenchmarkHandlerCORSReject measures a cached credential sent from an
+// origin its allowlist lacks: 403.
+func BenchmarkHandlerCORSReject(b *testing.B) {
+	e := newBenchEnv(b, 0, 1)
+	e.warm(b, 1)
+	r := benchRequest(http.MethodGet, "/api/v1/collectors", map[string]string{"Origin": "https://evil.example.net"})
+	benchReject(b, e, r, e.auths[0], http.StatusForbidden)
+}
+
+// BenchmarkHandlerScopeReject measures a cached credential on a route
+// needing a scope it lacks: 403.
+func BenchmarkHandlerScopeReject(b *testing.B) {
+	e := newBenchEnv(b, 0, 1)
+	e.warm(b, 1)
+	benchReject(b, e, benchRequest(http.MethodPost, "/api/v1/collectors/c1", nil), e.auths[0], http.StatusForbidden)
+}
+
+// benchReject serves r with auth into a fresh httptest.ResponseRecorder
+// per request and checks the status. Rejections make no Redis call on the
+// request path; their audit events are written in batches by the state.
+func benchReject(b *testing.B, e *benchEnv, r *http.Request, auth []string, want int) {
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Header["Authorization"] = auth
+		w := httptest.NewRecorder()
+		if err := e.h.ServeHTTP(w, r, nopNext); err != nil {
+			b.Fatal(err)
+		}
+		if w.Code != want {
+			b.Fatalf("status %d, want %d: %s", w.Code, want, w.Body)
+		}
+	}
+}
+
+// BenchmarkAuthCacheMemory fills the real authentication cache with
+// 100,000 credentials verified against Redis (records with a label, two
+// scopes and one allowlisted origin, ten owners) and reports the heap
+// they take: bytes/credential. record-bytes is the mean length of a key's
+// JSON record in Redis, for scale.
+func BenchmarkAuthCacheMemory(b *testing.B) {
+	const warmN, n = 1000, 100_000
+	e := newBenchEnv(b, 2*n, warmN+n)
+	ctx := context.Background()
+	rdb := e.redis.Client(b)
+	var recBytes int64
+	for _, c := range e.creds[:100] {
+		l, err := rdb.StrLen(ctx, loadgen.RecordKey(benchPrefix, c.ID)).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		recBytes += l
+	}
+	fill := func(creds []loadgen.Cred) {
+		var wg sync.WaitGroup
+		var next atomic.Int64
+		for range 8 {
+			wg.Go(func() {
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= len(creds) {
+						return
+					}
+					c := creds[i]
+					if _, err := e.st.authenticate(ctx, c.ID, c.Secret, "192.0.2.10"); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	var perEntry float64
+	for b.Loop() {
+		e.st.auth.Purge()
+		fill(e.creds[:warmN]) // owners, connections, pool buffers
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		fill(e.creds[warmN:])
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if got := e.st.auth.Len(); got != warmN+n {
+			b.Fatalf("cache holds %d entries, want %d", got, warmN+n)
+		}
+		perEntry = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+	}
+	b.ReportMetric(perEntry, "bytes/credential")
+	b.ReportMetric(float64(recBytes)/100, "record-bytes")
+}
+
+// TestSingleLookupForConcurrentMisses sends 1,000 concurrent requests with
+// one uncached credential and checks that Redis is asked for its record
+// once, and that every request is let through.
+func TestSingleLookupForConcurrentMisses(t *testing.T) {
+	e := newBenchEnv(t, 0, 11)
+	e.warm(t, 1) // creds[0] and creds[10] share an owner, now cached
+	c := e.creds[10]
+	e.watchID.Store(c.ID)
+	trips0 := e.trips.Load()
+	gets0 := e.redis.CommandCount(t, "get")
+
+	const n = 1000
+	start := make(chan struct{})
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		r := benchRequest(http.MethodGet, "/api/v1/collectors", nil)
+		r.Header.Set("Authorization", c.Authorization())
+		wg.Go(func() {
+			<-start
+			w := httptest.NewRecorder()
+			if err := e.h.ServeHTTP(w, r, nopNext); err != nil {
+				t.Error(err)
+			}
+			codes[i] = w.Code
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, code := range codes {
+		if code != http.StatusOK {
+			t.Fatalf("request %d: status %d", i, code)
+		}
+	}
+	if got := e.keyGets.Load(); got != 1 {
+		t.Errorf("%d GETs of the key record for %d concurrent requests, want 1", got, n)
+	}
+	if got := e.redis.CommandCount(t, "get") - gets0; got != 1 {
+		t.Errorf("redis-server ran %d GETs, want 1", got)
+	}
+	if got := e.trips.Load() - trips0; got != 1 {
+		t.Errorf("%d Redis round trips, want 1 (the owner was cached)", got)
+	}
+}
+
+// TestIdentityHeadersOwnedByRequest checks that a handler editing the
+// identity header values in place, as Caddy's header replacements do,
+// cannot change what later requests with the same cached key get.
+func TestIdentityHeadersOwnedByRequest(t *testing.T) {
+	e := newBenchEnv(t, 0, 1)
+	e.warm(t, 1)
+	edit := caddyhttp.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) error {
+		for _, name := range []string{HeaderAccessID, HeaderAccessOwner, HeaderAccessScopes} {
+			for i := range r.Header[name] {
+				r.Header[name][i] = "edited"
+			}
+		}
+		return nil
+	})
+	for i := range 2 {
+		r := benchRequest(http.MethodGet, "/api/v1/collectors", nil)
+		r.Header["Authorization"] = e.auths[0]
+		var seen http.Header
+		next := edit
+		if i == 1 {
+			next = func(_ http.ResponseWriter, r *http.Request) error {
+				seen = r.Header.Clone()
+				return nil
+			}
+		}
+		if err := e.h.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			if got := seen.Get(HeaderAccessID); got != e.creds[0].ID {
+				t.Errorf("%s = %q after an earlier request edited it, want %q", HeaderAccessID, got, e.creds[0].ID)
+			}
+			if got := seen.Get(HeaderAccessScopes); got != "runLogSearch viewCollectors" {
+				t.Errorf("%s = %q after an earlier request edited it", HeaderAccessScopes, got)
+			}
+		}
+	}
+}
