@@ -193,7 +193,24 @@ func (s *state) sweep(ctx context.Context) {
 	if res.Expired+res.Unused > 0 {
 		s.logger().Info("keys deactivated by policy", zap.Int("expired", res.Expired), zap.Int("unused", res.Unused), zap.Int("scanned", res.Scanned))
 	}
+	// The index repair scans every record, so one instance runs it at most
+	// once per repairInterval.
+	if ok, err := s.store.TryLock(ctx, "repair", repairInterval); err != nil || !ok {
+		return
+	}
+	rep, err := s.store.RepairIndexes(ctx)
+	if err != nil {
+		s.logger().Warn("index repair failed", zap.Error(err))
+		return
+	}
+	if rep != (keystore.RepairResult{}) {
+		s.logger().Info("key indexes repaired", zap.Int("indexed", rep.Indexed), zap.Int("unindexed", rep.Unindexed), zap.Int("pending_removed", rep.PendingRemoved))
+	}
 }
+
+// repairInterval is how often the key indexes are checked against the
+// records.
+const repairInterval = time.Hour
 
 // loop runs fn in a goroutine that Destruct waits for.
 func (s *state) loop(ctx context.Context, fn func(context.Context)) {
