@@ -5,10 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 
-command -v redis-server >/dev/null || {
-	echo "test: redis-server not found: install it with 'apt-get install -y redis-server'" >&2
-	exit 1
-}
+# The suite runs real redis-server processes and headless Chromium; as root
+# on Debian, install them when missing.
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v chromium >/dev/null || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+		echo "test: missing ${need[*]}: install with 'apt-get install -y ${need[*]}'" >&2
+		exit 1
+	fi
+	echo "test: installing ${need[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
 if [ -n "$unformatted" ]; then
