@@ -117,6 +117,9 @@ func newBenchEnv(tb testing.TB, cacheSize, nKeys int) *benchEnv {
 			tb.Fatal(err)
 		}
 	}
+	if memoizable(e.h.Scopes) {
+		e.h.memo = new(routeMemo) // as Provision does
+	}
 	e.h.gate = gate{app: &App{state: st}, logger: zap.NewNop(), challenge: `Basic realm="API"`}
 	return e
 }

@@ -58,6 +58,9 @@ type Handler struct {
 	gate       gate
 	allowAny   bool
 	passPreflt bool
+	// memo remembers rule matches per path; nil when rules use
+	// placeholders or escaped patterns.
+	memo *routeMemo
 }
 
 // CaddyModule returns the Caddy module information.
@@ -75,6 +78,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.allowAny = h.Unmapped == UnmappedAllow
 	h.passPreflt = h.Preflight == PreflightPass
+	if memoizable(h.Scopes) {
+		h.memo = new(routeMemo)
+	}
 	for i := range h.Scopes {
 		if err := h.Scopes[i].provision(ctx); err != nil {
 			return err
@@ -147,6 +153,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // missingScope returns the first scope a request needs that the identity
 // lacks, and whether any rule matched the request at all.
 func (h *Handler) missingScope(r *http.Request, ident *keystore.Identity) (missing string, mapped bool, err error) {
+	if h.memo == nil {
+		return h.missingScopeByRules(r, ident)
+	}
+	matched, known := h.memo.get(r)
+	if !known {
+		if matched, err = h.matchingRules(r); err != nil {
+			return "", false, err
+		}
+		h.memo.put(r, matched)
+	}
+	for _, i := range matched {
+		if s := h.Scopes[i].Scope; !ident.HasScope(s) {
+			return s, true, nil
+		}
+	}
+	return "", len(matched) > 0, nil
+}
+
+// missingScopeByRules is missingScope running every rule's matcher.
+func (h *Handler) missingScopeByRules(r *http.Request, ident *keystore.Identity) (missing string, mapped bool, err error) {
 	for i := range h.Scopes {
 		rule := &h.Scopes[i]
 		ok, err := rule.matches(r)
@@ -162,6 +188,21 @@ func (h *Handler) missingScope(r *http.Request, ident *keystore.Identity) (missi
 		}
 	}
 	return "", mapped, nil
+}
+
+// matchingRules returns the indexes of the scope rules that match r.
+func (h *Handler) matchingRules(r *http.Request) ([]int, error) {
+	var out []int
+	for i := range h.Scopes {
+		ok, err := h.Scopes[i].matches(r)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, i)
+		}
+	}
+	return out, nil
 }
 
 // preflight answers or passes a CORS preflight without credential work.
