@@ -28,14 +28,14 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+log=${TEST_LOG:-${TMPDIR:-/tmp}/accessgate-test.log}
 status=0
 go test -race -count=1 -timeout 20m -v ${TESTFLAGS:-} ./... >"$log" 2>&1 || status=$?
 grep -E '^(ok|FAIL|---|panic:|\?)|^\s+--- FAIL' "$log" | grep -v -- '--- PASS' || true
 if [ "$status" -ne 0 ]; then
-	echo "---- failures ----"
-	grep -E -B2 -A25 -- '--- FAIL|^panic:' "$log" | head -400 || true
+	echo "---- failures (full output: $log) ----"
+	grep -E -- '--- FAIL|^panic:|^\s+[A-Za-z0-9_]+_test\.go:[0-9]+: ' "$log" | grep -v '"level"' | head -300 || true
+	grep -E -A40 '^panic:' "$log" | head -80 || true
 fi
 passed=$(grep -cE '^\s*--- PASS' "$log" || true)
 failed=$(grep -cE '^\s*--- FAIL' "$log" || true)
