@@ -27,7 +27,9 @@ const DefaultRedisURL = "redis://127.0.0.1:6379/0"
 // outage turns into a quick error rather than held requests.
 const (
 	defaultDialTimeout = 2 * time.Second
-	defaultIOTimeout   = time.Second
+	// defaultIOTimeout bounds one read or write; callers' contexts (such
+	// as the gateway's 2 s budget for a verification) bound calls further.
+	defaultIOTimeout = 3 * time.Second
 	// defaultRetries keeps an outage's 503s quick: one retry, not the
 	// client library's several.
 	defaultRetries = 1
@@ -58,6 +60,7 @@ func Dial(cfg RedisConfig) (redis.UniversalClient, error) {
 			base.MaxRetries = defaultRetries
 		}
 		base.DialerRetries = defaultRetries
+		base.ContextTimeoutEnabled = true
 	}
 	switch {
 	case cfg.SentinelMaster != "":
@@ -65,7 +68,7 @@ func Dial(cfg RedisConfig) (redis.UniversalClient, error) {
 			return nil, errors.New("redis_sentinel needs at least one sentinel address")
 		}
 		fo := &redis.FailoverOptions{MasterName: cfg.SentinelMaster, DialTimeout: defaultDialTimeout, ReadTimeout: defaultIOTimeout,
-			WriteTimeout: defaultIOTimeout, MaxRetries: defaultRetries, DialerRetries: defaultRetries}
+			WriteTimeout: defaultIOTimeout, MaxRetries: defaultRetries, DialerRetries: defaultRetries, ContextTimeoutEnabled: true}
 		for _, a := range cfg.SentinelAddrs {
 			if strings.Contains(a, "://") {
 				o, err := redis.ParseURL(a)
@@ -84,7 +87,7 @@ func Dial(cfg RedisConfig) (redis.UniversalClient, error) {
 	case len(urls) > 1:
 		co := &redis.ClusterOptions{Username: base.Username, Password: base.Password, TLSConfig: base.TLSConfig,
 			DialTimeout: base.DialTimeout, ReadTimeout: base.ReadTimeout, WriteTimeout: base.WriteTimeout,
-			MaxRetries: base.MaxRetries, DialerRetries: base.DialerRetries}
+			MaxRetries: base.MaxRetries, DialerRetries: base.DialerRetries, ContextTimeoutEnabled: true}
 		for _, u := range urls {
 			o, err := redis.ParseURL(u)
 			if err != nil {
