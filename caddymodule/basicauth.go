@@ -13,21 +13,11 @@ const maxAuthorizationLen = 512
 // header of at most maxAuthorizationLen bytes.
 type basicBuf [maxAuthorizationLen * 3 / 4]byte
 
-// parseBasic extracts the Access ID and Access Key of a Basic Authorization
-// header. The scheme is case-insensitive; the user part must not contain a
-// colon (the key may, though a valid one never does).
-func parseBasic(header string) (id, key string, ok bool) {
-	var buf basicBuf
-	idb, keyb, ok := decodeBasic(header, &buf)
-	if !ok {
-		return "", "", false
-	}
-	return string(idb), string(keyb), true
-}
-
-// decodeBasic is parseBasic decoding into buf: the Access ID and Access Key
-// it returns are slices of buf, so that a cache hit needs no copy of the
-// credential on the heap.
+// decodeBasic extracts the Access ID and Access Key of a Basic
+// Authorization header into buf: they are slices of buf, so that a cache
+// hit needs no copy of the credential on the heap. The scheme is
+// case-insensitive; the user part must not contain a colon (the key may,
+// though a valid one never does).
 func decodeBasic(header string, buf *basicBuf) (id, key []byte, ok bool) {
 	const prefix = "basic "
 	if len(header) <= len(prefix) || len(header) > maxAuthorizationLen || !strings.EqualFold(header[:len(prefix)], prefix) {

@@ -6,6 +6,16 @@ import (
 	"testing"
 )
 
+// parseBasic is decodeBasic with the parts copied out of the buffer.
+func parseBasic(header string) (id, key string, ok bool) {
+	var buf basicBuf
+	idb, keyb, ok := decodeBasic(header, &buf)
+	if !ok {
+		return "", "", false
+	}
+	return string(idb), string(keyb), true
+}
+
 func TestParseBasic(t *testing.T) {
 	enc := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 	tests := []struct {

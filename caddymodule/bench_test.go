@@ -554,3 +554,12 @@ func TestIdentityHeadersOwnedByRequest(t *testing.T) {
 		}
 	}
 }
+
+// authenticate is the gate's path without HTTP: the cache, then verify.
+func (s *state) authenticate(ctx context.Context, id, secret, client string) (*entry, error) {
+	k := s.credKeyOf([]byte(id), []byte(secret))
+	if e, ok := s.cached(k); ok {
+		return e, nil
+	}
+	return s.verify(ctx, k, id, secret, client)
+}

@@ -280,20 +280,11 @@ func (s *state) cached(k credKey) (*entry, bool) {
 	return e, ok
 }
 
-// authenticate verifies a well-formed credential, from the cache when it
-// can. Concurrent misses for one credential share one Redis lookup. On a
-// miss, clients and Access IDs that failed too often are refused before
-// any Redis call (*limitError), and so are Access IDs known not to exist.
-func (s *state) authenticate(ctx context.Context, id, secret, client string) (*entry, error) {
-	k := s.credKeyOf([]byte(id), []byte(secret))
-	if e, ok := s.cached(k); ok {
-		return e, nil
-	}
-	return s.verify(ctx, k, id, secret, client)
-}
-
-// verify is authenticate after a cache miss for k, the key of (id,
-// secret).
+// verify authenticates a well-formed credential after a cache miss for k,
+// the key of (id, secret). Concurrent misses for one credential share one
+// Redis lookup. Clients and Access IDs that failed too often are refused
+// before any Redis call (*limitError), and so are Access IDs known not to
+// exist.
 func (s *state) verify(ctx context.Context, k credKey, id, secret, client string) (*entry, error) {
 	now := s.now()
 	if d, blocked := s.byClient.blocked(client, now); blocked {
