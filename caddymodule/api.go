@@ -193,13 +193,11 @@ func (h *APIHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch opt := d.Val(); opt {
 		case "realm":
-			if !d.NextArg() {
-				return d.ArgErr()
+			realm, err := parseRealm(d)
+			if err != nil {
+				return err
 			}
-			h.Realm = d.Val()
-			if d.NextArg() {
-				return d.ArgErr()
-			}
+			h.Realm = realm
 		default:
 			return d.Errf("access_keys_api: unknown setting %q", opt)
 		}

@@ -154,13 +154,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch opt := d.Val(); opt {
 		case "realm":
-			if !d.NextArg() {
-				return d.ArgErr()
+			realm, err := parseRealm(d)
+			if err != nil {
+				return err
 			}
-			h.Realm = d.Val()
-			if d.NextArg() {
-				return d.ArgErr()
-			}
+			h.Realm = realm
 		case "scope":
 			rule, err := parseScopeRule(d)
 			if err != nil {
@@ -199,6 +197,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// parseRealm reads the single argument of `realm <realm>`.
+func parseRealm(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	realm := d.Val()
+	if d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return realm, nil
 }
 
 // parseScopeRule reads `scope <id> <METHOD|*>... <path>...`.
