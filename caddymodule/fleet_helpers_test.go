@@ -248,6 +248,20 @@ func newFleetStore(rdb redis.UniversalClient, prefix string) fleetStore {
 	return fleetStore{keystore.New(rdb, keystore.Options{Prefix: prefix, RotationGrace: 2 * time.Second})}
 }
 
+// viewer creates the role viewer (viewCollectors) and its user u1.
+func (s fleetStore) viewer(t *testing.T) {
+	t.Helper()
+	s.role(t, "viewer", "viewCollectors")
+	s.user(t, "u1", "viewer")
+}
+
+// viewerKey creates viewer and u1, and a Default-scope key of u1.
+func (s fleetStore) viewerKey(t *testing.T) cred {
+	t.Helper()
+	s.viewer(t)
+	return s.key(t, keystore.KeySpec{OwnerID: "u1"})
+}
+
 // role creates or replaces a role.
 func (s fleetStore) role(t *testing.T, id string, caps ...string) {
 	t.Helper()

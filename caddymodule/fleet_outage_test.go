@@ -26,9 +26,7 @@ func TestFleetFlushOnReconnect(t *testing.T) {
 	gw := startFleetGateway(t, up, o)
 	client := fleetClient(t)
 	st := newFleetStore(rs.Client(t), o.prefix)
-	st.role(t, "viewer", "viewCollectors")
-	st.user(t, "u1", "viewer")
-	c := st.key(t, keystore.KeySpec{OwnerID: "u1"})
+	c := st.viewerKey(t)
 	wantStatus(t, client, gw.collectors(), &c, nil, http.StatusOK)
 	assertCached(t, rs, client, gw.collectors(), &c, nil)
 
@@ -76,8 +74,7 @@ func TestFleetRedisOutageUnderLoad(t *testing.T) {
 	gw := startFleetGateway(t, up, o)
 	client := fleetClient(t)
 	st := newFleetStore(rs.Client(t), o.prefix)
-	st.role(t, "viewer", "viewCollectors")
-	st.user(t, "u1", "viewer")
+	st.viewer(t)
 	const cachedKeys, cachedWorkers, uncachedWorkers = 2, 4, 12
 	keys := make([]cred, cachedKeys+uncachedWorkers)
 	for i := range keys {

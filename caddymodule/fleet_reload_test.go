@@ -12,7 +12,6 @@ import (
 
 	"github.com/accessgate/accessgate/internal/gatewaytest"
 	"github.com/accessgate/accessgate/internal/redistest"
-	"github.com/accessgate/accessgate/keystore"
 )
 
 // promptly is how long a graceful stop, or a reload that replaces the
@@ -38,9 +37,7 @@ func TestFleetReloads(t *testing.T) {
 	gw := startFleetGateway(t, up, o)
 	client := fleetClient(t)
 	st := newFleetStore(rs.Client(t), o.prefix)
-	st.role(t, "viewer", "viewCollectors")
-	st.user(t, "u1", "viewer")
-	c := st.key(t, keystore.KeySpec{OwnerID: "u1"})
+	c := st.viewerKey(t)
 	wantStatus(t, client, gw.collectors(), &c, nil, http.StatusOK)
 	assertCached(t, rs, client, gw.collectors(), &c, nil)
 
@@ -184,9 +181,7 @@ func TestFleetGracefulStop(t *testing.T) {
 	gw := startFleetGateway(t, up, o)
 	client := fleetClient(t)
 	st := newFleetStore(rs.Client(t), o.prefix)
-	st.role(t, "viewer", "viewCollectors")
-	st.user(t, "u1", "viewer")
-	c := st.key(t, keystore.KeySpec{OwnerID: "u1"})
+	c := st.viewerKey(t)
 	wantStatus(t, client, gw.collectors(), &c, nil, http.StatusOK)
 	client.CloseIdleConnections()
 
