@@ -16,13 +16,13 @@ import (
 const cliPersonalRolePrefix = "personal."
 
 func cliNewRoleCommand(g *cliGlobals) *cobra.Command {
-	c := &cobra.Command{
-		Use:   "role",
-		Short: "Manages roles",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  cliUnknownVerb,
-	}
-	c.AddCommand(cliNewRoleAddCommand(g))
+	return cliGroup("role", "Manages roles", cliNewRoleAddCommand(g))
+}
+
+// cliGroup is a command that only holds verbs.
+func cliGroup(use, short string, verbs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{Use: use, Short: short, Args: cobra.ArbitraryArgs, RunE: cliUnknownVerb}
+	c.AddCommand(verbs...)
 	return c
 }
 
@@ -55,14 +55,7 @@ func cliPutRole(e *cliEnv, r keystore.Role) error {
 }
 
 func cliNewUserCommand(g *cliGlobals) *cobra.Command {
-	c := &cobra.Command{
-		Use:   "user",
-		Short: "Manages users",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  cliUnknownVerb,
-	}
-	c.AddCommand(cliNewUserAddCommand(g))
-	return c
+	return cliGroup("user", "Manages users", cliNewUserAddCommand(g))
 }
 
 // cliUserInput is what `user add` is given.
