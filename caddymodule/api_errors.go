@@ -156,7 +156,7 @@ func (c *apiCall) fail(err error) {
 	switch {
 	case ae.status >= 500:
 		c.h.logger.Error("management request failed", zap.String("error_id", errID), zap.Int("status", ae.status),
-			zap.String("method", c.r.Method), zap.String("path", c.r.URL.Path), zap.String("access_id", c.ident.AccessID), zap.Error(ae.cause))
+			zap.String("method", clientText(c.r.Method)), zap.String("path", clientText(c.r.URL.Path)), zap.String("access_id", c.ident.AccessID), zap.Error(ae.cause))
 	case ae.status == http.StatusForbidden:
 		c.auditForbidden(errID, ae.scope)
 	}
@@ -170,9 +170,9 @@ func (c *apiCall) auditForbidden(errID, scope string) {
 	c.st.audit.reject(keystore.Event{
 		EventName: keystore.EventScopeRejected,
 		Operator:  c.op,
-		AccessKey: &keystore.KeyRef{AccessID: c.ident.AccessID, Label: c.ident.Label, OwnerID: c.ident.OwnerID},
+		AccessKey: &keystore.KeyRef{AccessID: c.ident.AccessID, Label: clientText(c.ident.Label), OwnerID: c.ident.OwnerID},
 		Reason:    "capability_missing",
-		Details:   map[string]any{"errorId": errID, "method": c.r.Method, "path": c.r.URL.Path, "status": http.StatusForbidden, "scope": scope},
+		Details:   map[string]any{"errorId": errID, "method": clientText(c.r.Method), "path": clientText(c.r.URL.Path), "status": http.StatusForbidden, "scope": scope},
 	})
 }
 

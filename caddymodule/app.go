@@ -72,11 +72,14 @@ type App struct {
 	MaxFailuresPerClient int `json:"max_failures_per_client,omitempty"`
 
 	// MaxFailuresPerKey is how many failed authentications one Access ID
-	// may see in FailureWindow before its uncached requests get 429 (a
-	// cached, valid credential still passes). Default: 20; -1 disables.
+	// may see in FailureWindow before it is guarded: its wrong keys are
+	// then refused from an in-process copy of the key's hash, without a
+	// Redis call, while its right key still passes (never 429, since
+	// Access IDs are not secret). Default: 20; -1 disables.
 	MaxFailuresPerKey int `json:"max_failures_per_key,omitempty"`
 
-	// FailureWindow is the window of both failure limits. Default: 1m.
+	// FailureWindow is the window of both failure limits, and how long a
+	// guarded Access ID keeps its copy. Default: 1m.
 	FailureWindow caddy.Duration `json:"failure_window,omitempty"`
 
 	state  *state

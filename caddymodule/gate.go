@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,11 +20,14 @@ type gate struct {
 	app       *App
 	logger    *zap.Logger
 	challenge string
+	// errLog limits the error lines of 503s; nil: no limit.
+	errLog *logLimiter
 }
 
 func (g *gate) provision(ctx caddy.Context, realm string) error {
 	g.logger = ctx.Logger()
 	g.challenge = fmt.Sprintf("Basic realm=%q", realm)
+	g.errLog = new(logLimiter)
 	app, err := ctx.App("access_keys")
 	if err != nil {
 		return fmt.Errorf("getting access_keys app: %w", err)
@@ -88,6 +92,11 @@ func (g *gate) verify(w http.ResponseWriter, r *http.Request, k credKey, id, sec
 			rej.label, rej.ownerID = ae.Key.Label, ae.Key.OwnerID
 		}
 		g.reject(w, r, rej)
+		return nil, false
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away while waiting: no outage, no 503.
+		g.reject(w, r, rejection{status: statusClientClosed, reason: "client_closed", accessID: id, err: err})
 		return nil, false
 	}
 	g.reject(w, r, rejection{status: http.StatusServiceUnavailable, reason: "redis_unavailable", accessID: id, err: err})

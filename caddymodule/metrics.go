@@ -19,15 +19,18 @@ const (
 	outcomeRateLimited = "rate_limited"
 	outcomeUnavailable = "unavailable"
 	outcomeForbidden   = "forbidden"
+	// outcomeClientClosed: the client went away before its credential was
+	// verified.
+	outcomeClientClosed = "client_closed"
 )
 
-var outcomes = []string{outcomeCacheHit, outcomeVerified, outcomeRejected, outcomeRateLimited, outcomeUnavailable, outcomeForbidden}
+var outcomes = [...]string{outcomeCacheHit, outcomeVerified, outcomeRejected, outcomeRateLimited, outcomeUnavailable, outcomeForbidden, outcomeClientClosed}
 
 // stateMetrics are the counters of the shared state. They are plain
 // atomics so that the state, which outlives reloads, never depends on a
 // registry; each app instance exposes them in its own registry.
 type stateMetrics struct {
-	outcomes      [6]atomic.Uint64
+	outcomes      [len(outcomes)]atomic.Uint64
 	invalidations atomic.Uint64
 	redisErrors   atomic.Uint64
 	redisLatency  prometheus.Histogram

@@ -4,7 +4,9 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -27,8 +29,16 @@ type rejection struct {
 	retryAfter time.Duration
 }
 
+// statusClientClosed is the status a request whose client went away
+// before it was answered gets in the access log: nginx's 499 Client
+// Closed Request, as Caddy's reverse proxy uses it.
+const statusClientClosed = 499
+
 // reject answers a refused request with body A, logs it with its error id
-// and queues its audit event (rate-limited).
+// and queues its audit event (rate-limited). The 503s of an outage are
+// logged at error level at most once a second (see logLimiter); the
+// others, like every rejection, at debug level, and every error id is in
+// the request's access log fields.
 func (g *gate) reject(w http.ResponseWriter, r *http.Request, rej rejection) {
 	errID := newErrorID()
 	var code, msg, event string
@@ -49,6 +59,8 @@ func (g *gate) reject(w http.ResponseWriter, r *http.Request, rej rejection) {
 	case http.StatusTooManyRequests:
 		code, msg, event = codeRateLimited, msgRateLimited, keystore.EventAuthFailed
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(rej.retryAfter.Seconds())))))
+	case statusClientClosed:
+		// Nothing to tell a client that is gone, and nothing to audit.
 	default:
 		code, msg = codeUnavailable, msgUnavailable
 	}
@@ -61,24 +73,35 @@ func (g *gate) reject(w http.ResponseWriter, r *http.Request, rej rejection) {
 		extra.Add(zap.String("access_keys_error_id", errID))
 		extra.Add(zap.String("access_keys_reason", rej.reason))
 	}
+	logged := false
 	if rej.status == http.StatusServiceUnavailable {
-		g.logger.Error("access key could not be verified", zap.String("error_id", errID), zap.String("access_id", rej.accessID), zap.Error(rej.err))
-	} else if ce := g.logger.Check(zap.DebugLevel, "request rejected"); ce != nil {
-		ce.Write(zap.String("error_id", errID), zap.Int("status", rej.status), zap.String("reason", rej.reason),
-			zap.String("access_id", rej.accessID), zap.String("client_ip", clientIP))
+		if suppressed, ok := g.errLog.allow(g.app.state.now()); ok {
+			fields := []zap.Field{zap.String("error_id", errID), zap.String("access_id", rej.accessID), zap.Error(rej.err)}
+			if suppressed > 0 {
+				fields = append(fields, zap.Int64("suppressed", suppressed))
+			}
+			g.logger.Error("access key could not be verified", fields...)
+			logged = true
+		}
+	}
+	if !logged {
+		if ce := g.logger.Check(zap.DebugLevel, "request rejected"); ce != nil {
+			ce.Write(zap.String("error_id", errID), zap.Int("status", rej.status), zap.String("reason", rej.reason),
+				zap.String("access_id", rej.accessID), zap.String("client_ip", clientIP), zap.Error(rej.err))
+		}
 	}
 	if event != "" {
 		ev := keystore.Event{
 			EventName: event,
 			Operator:  keystore.Operator{ID: rej.ownerID, AccessID: rej.accessID, Interface: keystore.InterfaceAPI, SourceIP: clientIP},
 			Reason:    rej.reason,
-			Details:   map[string]any{"errorId": errID, "method": r.Method, "path": r.URL.Path, "status": rej.status},
+			Details:   map[string]any{"errorId": errID, "method": clientText(r.Method), "path": clientText(r.URL.Path), "status": rej.status},
 		}
 		if rej.accessID != "" {
-			ev.AccessKey = &keystore.KeyRef{AccessID: rej.accessID, Label: rej.label, OwnerID: rej.ownerID}
+			ev.AccessKey = &keystore.KeyRef{AccessID: rej.accessID, Label: clientText(rej.label), OwnerID: rej.ownerID}
 		}
 		if rej.origin != "" {
-			ev.Details["origin"] = truncate(rej.origin, 256)
+			ev.Details["origin"] = clientText(rej.origin)
 		}
 		if rej.scope != "" {
 			ev.Details["scope"] = rej.scope
@@ -86,14 +109,56 @@ func (g *gate) reject(w http.ResponseWriter, r *http.Request, rej rejection) {
 		g.app.state.audit.reject(ev)
 	}
 	g.app.state.metrics.count(outcomeOf(rej.status))
+	if rej.status == statusClientClosed {
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(statusClientClosed)
+		return
+	}
 	writeErrorA(w, rej.status, errID, code, msg)
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+// maxClientText bounds, in bytes, each piece of client-supplied text
+// (path, method, origin, label...) that an audit event or a log line
+// carries, so that the audit stream, capped by count, stays bounded in
+// bytes too.
+const maxClientText = 1024
+
+// clientText returns s cut to at most maxClientText bytes and marked with
+// "…" when cut. The cut falls on a rune boundary, so valid UTF-8 stays
+// valid. Every client-supplied string put into an audit event or a log
+// line goes through it.
+func clientText(s string) string {
+	if len(s) <= maxClientText {
+		return s
 	}
-	return s
+	cut := maxClientText
+	for i := 0; i < utf8.UTFMax-1 && !utf8.RuneStart(s[cut]); i++ {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// logLimiter lets one log line through per second and counts the ones it
+// holds back, so that an outage under load writes a line a second rather
+// than one per request. Safe for concurrent use; the zero value is ready,
+// and a nil *logLimiter lets every line through.
+type logLimiter struct {
+	next       atomic.Int64 // Unix nanoseconds from which a line may pass
+	suppressed atomic.Int64
+}
+
+// allow reports whether a line may be written at now and, if so, how many
+// were held back since the last one.
+func (l *logLimiter) allow(now time.Time) (suppressed int64, ok bool) {
+	if l == nil {
+		return 0, true
+	}
+	t, next := now.UnixNano(), l.next.Load()
+	if t < next || !l.next.CompareAndSwap(next, t+int64(time.Second)) {
+		l.suppressed.Add(1)
+		return 0, false
+	}
+	return l.suppressed.Swap(0), true
 }
 
 // outcomeOf names the metrics outcome of a rejection status.
@@ -105,6 +170,8 @@ func outcomeOf(status int) string {
 		return outcomeRateLimited
 	case http.StatusForbidden:
 		return outcomeForbidden
+	case statusClientClosed:
+		return outcomeClientClosed
 	}
 	return outcomeUnavailable
 }

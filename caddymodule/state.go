@@ -50,6 +50,9 @@ type entry struct {
 	vals [3]any
 	// lastMark is the Unix second of the last use recorded for this entry.
 	lastMark atomic.Int64
+	// guard, set on the guard entry of an Access ID over its failure
+	// limit only (see limits.go), is what it keeps of the key's record.
+	guard *keystore.Key
 }
 
 func newEntry(id *keystore.Identity) *entry {
@@ -282,20 +285,28 @@ func (s *state) cached(k credKey) (*entry, bool) {
 
 // verify authenticates a well-formed credential after a cache miss for k,
 // the key of (id, secret). Concurrent misses for one credential share one
-// Redis lookup. Clients and Access IDs that failed too often are refused
-// before any Redis call (*limitError), and so are Access IDs known not to
-// exist.
+// Redis lookup. Clients that failed too often are refused before any Redis
+// call (*limitError), and so are Access IDs known not to exist. An Access
+// ID that failed too often is guarded, never refused: a wrong key for it
+// is refused without a Redis call, the right one still verified (see
+// limits.go).
 func (s *state) verify(ctx context.Context, k credKey, id, secret, client string) (*entry, error) {
 	now := s.now()
 	if d, blocked := s.byClient.blocked(client, now); blocked {
 		return nil, &limitError{retryAfter: d}
 	}
-	if d, blocked := s.byKey.blocked(id, now); blocked {
-		return nil, &limitError{retryAfter: d}
-	}
 	if _, unknown := s.negative.Get(id); unknown {
 		s.failed(id, client)
 		return nil, &keystore.AuthError{Reason: keystore.ReasonUnknown, AccessID: id}
+	}
+	if _, over := s.byKey.blocked(id, now); over {
+		if err := s.screen(ctx, id, secret); err != nil {
+			var ae *keystore.AuthError
+			if errors.As(err, &ae) {
+				s.failed(id, client)
+			}
+			return nil, err
+		}
 	}
 	e, _, err := s.auth.GetOrLoad(ctx, k, func(ctx context.Context) (*entry, time.Time, []string, error) {
 		ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
@@ -342,7 +353,7 @@ func (s *state) failed(id, client string) {
 	s.byKey.fail(id, now)
 }
 
-// limitError says a client or Access ID failed too often.
+// limitError says a client address failed too often.
 type limitError struct{ retryAfter time.Duration }
 
 func (e *limitError) Error() string { return "too many failed authentication attempts" }
