@@ -40,8 +40,8 @@ func validateLabel(v *ValidationError, label string) {
 		v.add("label", "accessKey:label_required", "label is required")
 	case utf8.RuneCountInString(label) > MaxLabelLen:
 		v.add("label", "accessKey:label_too_long", "label must be at most "+strconv.Itoa(MaxLabelLen)+" characters")
-	case !utf8.ValidString(label) || strings.ContainsFunc(label, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		v.add("label", "accessKey:label_invalid", "label must be printable text")
+	case !plainText(label):
+		v.add("label", "accessKey:label_invalid", "label must be printable text, without control or bidirectional formatting characters")
 	}
 }
 
