@@ -90,7 +90,8 @@ func (h *APIHandler) Validate() error {
 	return nil
 }
 
-// ServeHTTP implements caddyhttp.MiddlewareHandler.
+// ServeHTTP implements caddyhttp.MiddlewareHandler. It answers every
+// request itself and never calls next.
 func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// The web console is static and public: it signs in with an access
 	// key and then uses only the API below.
