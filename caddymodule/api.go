@@ -43,15 +43,20 @@ const apiTimeout = 10 * time.Second
 //
 // A key that exists but belongs to someone else is answered 404 when the
 // caller may not manage other people's keys, so that Access IDs do not
-// leak. A caller without manageAccessKeys working on its own keys never
-// gets a key broader than the calling key: new and re-scoped keys must
-// list only scopes the calling key lists (or the calling key must have the
-// Default scope), and rotating a broader key is refused.
+// leak. Only its owner rotates a user's key (rotating hands out a
+// secret); holders of manageAccessKeys rotate the keys of service
+// accounts. No request gives more than the calling key's own effective
+// scopes: a key created, rotated or re-scoped must have effective scopes
+// the calling key holds, and roles given to an owner or added to a role
+// may grant only capabilities the calling key holds.
 //
 // The handler serves the path after the last "/api/v1" of the request
 // path (or the whole path when it has none, as behind handle_path), when
-// it starts with accessKeys, policies, serviceAccounts, users or roles;
-// any other request goes to the next handler.
+// it starts with accessKeys, policies, serviceAccounts, users or roles,
+// and the web console under /console/. It answers every request routed
+// to it and never calls the next handler: any other path is answered 401
+// without valid credentials and 404 with them, so that nothing placed
+// after it in a route is reached unauthenticated.
 type APIHandler struct {
 	// Realm is the realm of the WWW-Authenticate challenge. Default: API.
 	Realm string `json:"realm,omitempty"`
@@ -85,20 +90,26 @@ func (h *APIHandler) Validate() error {
 	return nil
 }
 
-// ServeHTTP implements caddyhttp.MiddlewareHandler.
+// ServeHTTP implements caddyhttp.MiddlewareHandler. It answers every
+// request itself and never calls next.
 func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// The web console is static and public: it signs in with an access
 	// key and then uses only the API below.
 	if serveConsole(w, r) {
 		return nil
 	}
-	segs, ok := apiSegments(r.URL.Path)
-	if !ok {
-		return next.ServeHTTP(w, r)
-	}
+	serve := caddyhttp.HandlerFunc(h.serveAPI)
 	if r.Method == http.MethodOptions {
-		return (&Handler{}).preflight(w, r, next)
+		// Whatever the preflight does not answer goes to the API, never
+		// to the next handler.
+		return (&Handler{}).preflight(w, r, serve)
 	}
+	return serve(w, r)
+}
+
+// serveAPI authenticates and serves one request of the management API,
+// answering 404 for a path it does not serve.
+func (h *APIHandler) serveAPI(w http.ResponseWriter, r *http.Request) error {
 	if sameOrigin(r) {
 		// Browsers send Origin on same-origin writes too; the console
 		// served by this handler is not a cross-origin caller.
@@ -115,7 +126,10 @@ func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
 	defer cancel()
 	c := h.newCall(ctx, w, r, e.ident)
-	methods := routeAPI(segs)
+	var methods apiMethods
+	if segs, ok := apiSegments(r.URL.Path); ok {
+		methods = routeAPI(segs)
+	}
 	if methods == nil {
 		c.fail(apiErrorf(http.StatusNotFound, codeNotFound, "no such endpoint: %s", r.URL.Path))
 		return nil

@@ -3,6 +3,9 @@ package caddymodule
 import (
 	"net/http"
 	"slices"
+	"strings"
+
+	"github.com/accessgate/accessgate/keystore"
 )
 
 // Capabilities the management API checks against the calling key's
@@ -39,40 +42,65 @@ func (c *apiCall) require(caps ...string) error {
 	return forbidden(caps[0])
 }
 
-// within reports whether a key with the given scopes is no broader than
-// the calling key: every scope it lists is listed by the calling key, or
-// the calling key has the Default scope. A key with the Default scope is
-// within only a calling key with the Default scope.
-func (c *apiCall) within(scopes []string) (bool, error) {
-	mine, err := c.store.KeyScopes(c.ctx, c.ident.AccessID)
-	if err != nil {
-		return false, err
-	}
-	if len(mine) == 0 {
-		return true, nil
-	}
-	if len(scopes) == 0 {
-		return false, nil
-	}
-	for _, s := range scopes {
-		if !slices.Contains(mine, s) {
-			return false, nil
+// lacking returns the scopes of want that the calling key does not hold.
+// Malformed names are left to the store, which refuses them with 400.
+func (c *apiCall) lacking(want []string) []string {
+	var out []string
+	for _, s := range want {
+		if keystore.ValidID(s) && !c.ident.HasScope(s) && !slices.Contains(out, s) {
+			out = append(out, s)
 		}
 	}
-	return true, nil
+	return out
 }
 
-// checkWithin refuses, with 403, to give the caller's own key more than
-// the calling key holds. Callers with manageAccessKeys may anyway.
-func (c *apiCall) checkWithin(scopes []string, what string) error {
-	if c.can(capManageKeys) {
+// beyondCaller answers 403, naming what was refused and the scopes the
+// calling key lacks, when want holds scopes the calling key does not: no
+// request gives a key, a role or an owner more than the effective scopes
+// of the key making it.
+func (c *apiCall) beyondCaller(what string, want []string) error {
+	missing := c.lacking(want)
+	if len(missing) == 0 {
 		return nil
 	}
-	ok, err := c.within(scopes)
-	if err != nil || ok {
+	e := apiErrorf(http.StatusForbidden, codeForbidden, "%s: it would give %s, which the access key making the request does not hold; a request can give only scopes of the calling key's own effective scopes",
+		what, strings.Join(missing, ", "))
+	e.scope = missing[0]
+	return e
+}
+
+// checkKeyWithin refuses, with 403, a key of owner with the given scopes
+// (none: the Default scope) whose effective scopes, with the owner's
+// current capabilities, would not all be held by the calling key. It
+// guards every path that hands out a secret or widens a key: creating,
+// rotating and re-scoping, of one's own keys and of anyone's.
+func (c *apiCall) checkKeyWithin(owner string, scopes []string, what string) error {
+	p, err := c.store.Principal(c.ctx, owner)
+	if err != nil {
 		return err
 	}
-	e := apiErrorf(http.StatusForbidden, codeForbidden, "%s: a key may not get scopes beyond those of the access key making the request; list only scopes this key holds", what)
-	e.scope = capManageKeys
-	return e
+	return c.beyondCaller(what, keystore.EffectiveScopes(scopes, p.Capabilities))
+}
+
+// roleCapabilities returns the capabilities the given roles grant
+// together; unknown roles grant nothing (the store reports them).
+func roleCapabilities(roles map[string]*keystore.Role, ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if r := roles[id]; r != nil {
+			out = append(out, r.Capabilities...)
+		}
+	}
+	return out
+}
+
+// gained returns the capabilities of after that before lacks.
+func gained(before, after []string) []string {
+	var out []string
+	for _, s := range after {
+		if !slices.Contains(before, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -138,7 +138,7 @@ func TestAPIAuthentication(t *testing.T) {
 		t.Errorf("preflight %d %v", pre.status, pre.header)
 	}
 
-	// Paths the API does not serve go to the next handler.
+	// Paths outside the API's route reach the other handlers.
 	other := apiDo(t, http.MethodGet, strings.TrimSuffix(f.base, "/api/v1")+"/data/x", &f.carol, nil)
 	if other.status != http.StatusOK || string(other.body) != "ok" {
 		t.Errorf("protected route: %d %s", other.status, other.body)

@@ -78,7 +78,7 @@ http://127.0.0.1:%[5]d {
 
 // Capabilities of the fixture's roles.
 var (
-	apiAdminCaps  = []string{"createAccessKeys", "manageAccessKeys", "manageOrgSettings", "manageUsersAndRoles", "viewWidgets", "manageWidgets"}
+	apiAdminCaps  = []string{"createAccessKeys", "manageAccessKeys", "manageOrgSettings", "manageUsersAndRoles", "viewUsersAndRoles", "viewWidgets", "manageWidgets"}
 	apiMemberCaps = []string{"createAccessKeys", "viewWidgets"}
 	apiReaderCaps = []string{"viewWidgets"}
 )

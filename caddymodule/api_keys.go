@@ -217,10 +217,8 @@ func createKey(sa string) apiFunc {
 		if err := body.err(); err != nil {
 			return err
 		}
-		if owner == c.ident.OwnerID {
-			if err := c.checkWithin(spec.Scopes, "cannot create this key"); err != nil {
-				return err
-			}
+		if err := c.checkKeyWithin(owner, spec.Scopes, "cannot create this key"); err != nil {
+			return err
 		}
 		k, secret, err := c.store.CreateKey(c.ctx, spec, c.op)
 		if err != nil {
@@ -233,7 +231,8 @@ func createKey(sa string) apiFunc {
 // loadKey reads a key the caller may see (write: may change). Keys of
 // other owners are reported missing unless the caller has
 // manageAccessKeys; with sa set the key must belong to that service
-// account.
+// account. For a change it also reads a key rotated out, which the store
+// lets be deactivated or deleted during its grace.
 func (c *apiCall) loadKey(sa, id string, write bool) (*keystore.Key, error) {
 	if sa != "" {
 		if err := c.require(capManageKeys); err != nil {
@@ -250,7 +249,11 @@ func (c *apiCall) loadKey(sa, id string, write bool) (*keystore.Key, error) {
 	if err := c.require(caps...); err != nil {
 		return nil, err
 	}
-	k, err := c.store.Key(c.ctx, id)
+	read := c.store.Key
+	if write {
+		read = c.store.KeyOrRetired
+	}
+	k, err := read(c.ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +279,8 @@ func getKey(sa, id string) apiFunc {
 }
 
 // updateKey serves PUT /accessKeys/{id}: disabled (required),
-// corsHeaders and scopes.
+// corsHeaders and scopes. New scopes must keep the key within the calling
+// key's effective scopes.
 func updateKey(sa, id string) apiFunc {
 	return func(c *apiCall) error {
 		k, err := c.loadKey(sa, id, true)
@@ -296,8 +300,8 @@ func updateKey(sa, id string) apiFunc {
 		if err := body.err(); err != nil {
 			return err
 		}
-		if u.Scopes != nil && k.OwnerID == c.ident.OwnerID {
-			if err := c.checkWithin(*u.Scopes, "cannot change the scopes of this key"); err != nil {
+		if u.Scopes != nil {
+			if err := c.checkKeyWithin(k.OwnerID, *u.Scopes, "cannot change the scopes of this key"); err != nil {
 				return err
 			}
 		}
@@ -311,17 +315,22 @@ func updateKey(sa, id string) apiFunc {
 }
 
 // rotateKey serves PUT /accessKeys/{id}/rotate: the answer carries the new
-// Access ID and Access Key.
+// Access ID and Access Key. Since it hands out a secret, only the owner
+// rotates a user's key, holders of manageAccessKeys rotate the keys of
+// service accounts, and the key must be within the calling key's
+// effective scopes.
 func rotateKey(sa, id string) apiFunc {
 	return func(c *apiCall) error {
 		k, err := c.loadKey(sa, id, true)
 		if err != nil {
 			return err
 		}
-		if k.OwnerID == c.ident.OwnerID {
-			if err := c.checkWithin(k.Scopes, "cannot rotate this key"); err != nil {
-				return err
-			}
+		if k.OwnerID != c.ident.OwnerID && k.OwnerKind != keystore.OwnerServiceAccount {
+			return apiErrorf(http.StatusForbidden, codeForbidden,
+				"only its owner rotates the access key of a user: rotating hands out the new secret, and a secret is never handed to someone else; deactivate or delete the key instead")
+		}
+		if err := c.checkKeyWithin(k.OwnerID, k.Scopes, "cannot rotate this key"); err != nil {
+			return err
 		}
 		nk, secret, err := c.store.RotateKey(c.ctx, id, c.op)
 		if err != nil {

@@ -353,7 +353,7 @@ func TestAPIRotateRacingDelete(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-begin
-			rot[i] = f.do(t, http.MethodPut, "/accessKeys/"+keys[i].id+"/rotate", &f.admin, nil)
+			rot[i] = f.do(t, http.MethodPut, "/accessKeys/"+keys[i].id+"/rotate", &f.alice, nil)
 		}()
 		go func() {
 			defer wg.Done()

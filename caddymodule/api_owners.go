@@ -121,7 +121,8 @@ func listOwners(k ownerRoutes) apiFunc {
 
 // createOwner serves POST /users and POST /serviceAccounts. The id may be
 // given; otherwise one is generated. New owners are active unless
-// isActive is false.
+// isActive is false. Their roles may grant only capabilities the calling
+// key holds.
 func createOwner(k ownerRoutes) apiFunc {
 	return func(c *apiCall) error {
 		c.noun = k.noun
@@ -138,6 +139,13 @@ func createOwner(k ownerRoutes) apiFunc {
 		}
 		k.readOwner(body, &o)
 		if err := body.err(); err != nil {
+			return err
+		}
+		roles, err := c.store.Roles(c.ctx)
+		if err != nil {
+			return err
+		}
+		if err := c.beyondCaller("cannot create this "+k.noun, roleCapabilities(roles, o.RoleIDs)); err != nil {
 			return err
 		}
 		saved, err := c.store.CreateOwner(c.ctx, o, c.op)
@@ -165,6 +173,8 @@ func getOwner(k ownerRoutes, id string) apiFunc {
 
 // updateOwner serves PUT /users/{id} and PUT /serviceAccounts/{id}; fields
 // left out keep their value. Deactivating an owner stops its keys at once.
+// New roles may grant only capabilities the calling key holds, since
+// every key of the owner would gain them.
 func updateOwner(k ownerRoutes, id string) apiFunc {
 	return func(c *apiCall) error {
 		c.noun = k.noun
@@ -183,7 +193,25 @@ func updateOwner(k ownerRoutes, id string) apiFunc {
 		if err := body.err(); err != nil {
 			return err
 		}
-		saved, err := c.store.UpdateOwner(c.ctx, id, k.kind, func(o *keystore.Owner) { k.readOwner(body, o) }, c.op)
+		roles, err := c.store.Roles(c.ctx)
+		if err != nil {
+			return err
+		}
+		// The check runs on the owner as read inside the transaction; a
+		// refused change leaves the owner as it is.
+		var refused error
+		saved, err := c.store.UpdateOwner(c.ctx, id, k.kind, func(o *keystore.Owner) {
+			next := *o
+			k.readOwner(body, &next)
+			refused = c.beyondCaller("cannot change this "+k.noun,
+				gained(roleCapabilities(roles, o.RoleIDs), roleCapabilities(roles, next.RoleIDs)))
+			if refused == nil {
+				*o = next
+			}
+		}, c.op)
+		if refused != nil {
+			return refused
+		}
 		if err != nil {
 			return err
 		}

@@ -57,7 +57,7 @@ func listRoles(c *apiCall) error {
 }
 
 // createRole serves POST /roles. The id may be given; otherwise one is
-// generated.
+// generated. It may hold only capabilities the calling key holds.
 func createRole(c *apiCall) error {
 	c.noun = "role"
 	if err := c.require(capsUsersWrite...); err != nil {
@@ -73,6 +73,9 @@ func createRole(c *apiCall) error {
 	}
 	readRole(body, &r)
 	if err := body.err(); err != nil {
+		return err
+	}
+	if err := c.beyondCaller("cannot create this role", r.Capabilities); err != nil {
 		return err
 	}
 	saved, err := c.store.CreateRole(c.ctx, r, c.op)
@@ -98,7 +101,8 @@ func getRole(id string) apiFunc {
 }
 
 // updateRole serves PUT /roles/{id}; fields left out keep their value. A
-// change of capabilities reaches every key of the role's holders at once.
+// change of capabilities reaches every key of the role's holders at once;
+// it may add only capabilities the calling key holds.
 func updateRole(id string) apiFunc {
 	return func(c *apiCall) error {
 		c.noun = "role"
@@ -116,7 +120,18 @@ func updateRole(id string) apiFunc {
 		if err := body.err(); err != nil {
 			return err
 		}
-		saved, err := c.store.UpdateRole(c.ctx, id, func(r *keystore.Role) { readRole(body, r) }, c.op)
+		var refused error
+		saved, err := c.store.UpdateRole(c.ctx, id, func(r *keystore.Role) {
+			next := *r
+			readRole(body, &next)
+			refused = c.beyondCaller("cannot change this role", gained(r.Capabilities, next.Capabilities))
+			if refused == nil {
+				*r = next
+			}
+		}, c.op)
+		if refused != nil {
+			return refused
+		}
 		if err != nil {
 			return err
 		}

@@ -233,6 +233,29 @@ func cliFindKey(t *testing.T, c cliOn, id string) keystore.AccessKey {
 	return keystore.AccessKey{}
 }
 
+// TestCLICutsOffRotatedKeyDuringGrace: disable and delete still reach
+// the old Access ID of a rotation during its grace, and it stops working.
+func TestCLICutsOffRotatedKeyDuringGrace(t *testing.T) {
+	c, srv := newCLI(t)
+	cliSetupOwner(c)
+	store := keystore.New(srv.Client(t), keystore.Options{})
+	for _, verb := range []string{"disable", "delete"} {
+		created := cliDecodeJSON[keystore.AccessKey](t, c.ok("create", "--user", "alice", "--json"))
+		rotated := cliDecodeJSON[keystore.AccessKey](t, c.ok("rotate", created.ID, "--json"))
+		if _, err := store.Verify(t.Context(), created.ID, created.Key, keystore.VerifyOptions{}); err != nil {
+			t.Fatalf("the old key does not work in its grace: %v", err)
+		}
+		c.ok(verb, created.ID)
+		if _, err := store.Verify(t.Context(), created.ID, created.Key, keystore.VerifyOptions{}); err == nil {
+			t.Errorf("the old key still works after %s", verb)
+		}
+		if _, err := store.Verify(t.Context(), rotated.ID, rotated.Key, keystore.VerifyOptions{}); err != nil {
+			t.Errorf("the new key stopped working after %s of the old one: %v", verb, err)
+		}
+		c.fail([]string{verb, created.ID}, "does not exist")
+	}
+}
+
 func TestCLIErrors(t *testing.T) {
 	c, _ := newCLI(t)
 	cliSetupOwner(c)
@@ -252,6 +275,9 @@ func TestCLIErrors(t *testing.T) {
 			[]string{"invalid input:", "--label: label is required", "--cors: ", "--scope: invalid scope"}},
 		{"missing flag", []string{"create"}, []string{`"user" not set`}},
 		{"bad role", []string{"role", "add", "--id", "r", "--capability", "a b"}, []string{"--capability: invalid capability"}},
+		{"disguised label", []string{"create", "--user", "alice", "--label", "invoice\u202efdp.exe"}, []string{"--label: label must be printable text"}},
+		{"disguised role name", []string{"role", "add", "--id", "r", "--name", "x\u2066y"}, []string{"name must be printable text"}},
+		{"disguised first name", []string{"user", "add", "--id", "u", "--email", "u@example.com", "--first-name", "x\u200fy"}, []string{"firstName must be printable text"}},
 		{"missing id", []string{"disable"}, []string{"accepts 1 arg"}},
 		{"unknown verb", []string{"frobnicate"}, []string{`unknown verb "frobnicate"`}},
 		{"unknown role verb", []string{"role", "remove"}, []string{`unknown verb "remove"`}},

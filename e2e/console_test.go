@@ -361,6 +361,22 @@ func TestConsole(t *testing.T) {
 		if code, body := s.apiCall(t, rotated, http.MethodGet, "accessKeys/personal", nil); code != http.StatusOK {
 			t.Fatalf("the rotated key got %d: %s", code, body)
 		}
+		// The previous key works in its grace until it is deactivated
+		// from the same dialog.
+		if code, body := s.apiCall(t, created, http.MethodGet, "accessKeys/personal", nil); code != http.StatusOK {
+			t.Fatalf("the previous key got %d in its grace: %s", code, body)
+		}
+		if got := b.text(`#secret-previous-text`); !strings.Contains(got, created.id) {
+			t.Errorf("the dialog does not name the previous Access ID: %q", got)
+		}
+		b.click(`#secret-previous-stop`)
+		b.waitJS("the previous key deactivated", `document.querySelector('#secret-previous-text').innerText.includes('is deactivated')`)
+		if code, _ := s.apiCall(t, created, http.MethodGet, "accessKeys/personal", nil); code != http.StatusUnauthorized {
+			t.Errorf("the deactivated previous key got %d, want 401", code)
+		}
+		if code, body := s.apiCall(t, rotated, http.MethodGet, "accessKeys/personal", nil); code != http.StatusOK {
+			t.Fatalf("the rotated key got %d after the previous one was deactivated: %s", code, body)
+		}
 		b.click(`#secret-dialog [data-close]`)
 		b.waitJS("the rotated row", fmt.Sprintf(`!!document.querySelector(%q) && !document.querySelector('#secret-dialog').open`, row(rotated.id)))
 		created = rotated

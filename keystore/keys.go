@@ -40,8 +40,8 @@ func validateLabel(v *ValidationError, label string) {
 		v.add("label", "accessKey:label_required", "label is required")
 	case utf8.RuneCountInString(label) > MaxLabelLen:
 		v.add("label", "accessKey:label_too_long", "label must be at most "+strconv.Itoa(MaxLabelLen)+" characters")
-	case !utf8.ValidString(label) || strings.ContainsFunc(label, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		v.add("label", "accessKey:label_invalid", "label must be printable text")
+	case !plainText(label):
+		v.add("label", "accessKey:label_invalid", "label must be printable text, without control or bidirectional formatting characters")
 	}
 }
 
@@ -147,6 +147,22 @@ func (s *Store) Key(ctx context.Context, id string) (*Key, error) {
 	return k, nil
 }
 
+// KeyOrRetired reads a live key or a key rotated out whose record is
+// still stored (during its grace). Pending keys are reported as not
+// found. It serves callers that must see whose key an Access ID is before
+// changing it: in its grace an old key can still be deactivated or
+// deleted.
+func (s *Store) KeyOrRetired(ctx context.Context, id string) (*Key, error) {
+	k, err := s.rawKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if k.Pending {
+		return nil, &NotFoundError{Kind: "accessKey", ID: id}
+	}
+	return k, nil
+}
+
 func (s *Store) rawKey(ctx context.Context, id string) (*Key, error) {
 	if !ValidAccessID(id) {
 		return nil, &NotFoundError{Kind: "accessKey", ID: id}
@@ -164,6 +180,9 @@ func (s *Store) rawKey(ctx context.Context, id string) (*Key, error) {
 
 // UpdateKey applies u to key id atomically: concurrent updates of one key
 // are serialised, none is lost. It returns the key as stored.
+//
+// A key rotated out can, during its grace, only be deactivated, which
+// ends its grace at once; any other change of it is a *ConflictError.
 func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operator) (*Key, error) {
 	v := &ValidationError{}
 	var scopes, cors []string
@@ -182,12 +201,21 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operat
 	}
 	var before, after Key
 	err = s.update(ctx, s.keyKey(id), func(tx *redis.Tx) error {
-		k, err := s.txKey(ctx, tx, id)
+		k, err := s.txChangeableKey(ctx, tx, id)
 		if err != nil {
 			return err
 		}
 		before = *k
 		now := s.Now()
+		if k.ReplacedBy != "" {
+			if u.Disabled == nil || !*u.Disabled || u.Scopes != nil && !slices.Equal(scopes, k.Scopes) ||
+				u.CORSHeaders != nil && !slices.Equal(cors, k.CORSHeaders) {
+				return rotatedConflict(k)
+			}
+			// The other instances may run clocks behind this one:
+			// Disabled ends the grace for them too.
+			k.GraceUntil = now
+		}
 		if u.Disabled != nil && !*u.Disabled {
 			if exp := pol.ExpiresAt(k); k.DisabledReason == DisabledExpired || !exp.IsZero() && !now.Before(exp) {
 				return &ConflictError{Code: "accessKey:expired", Message: "the access key has expired; rotate it to get a working key"}
@@ -247,6 +275,18 @@ func keyChangeEqual(a, b *Key) bool {
 
 // txKey reads a live key inside a transaction.
 func (s *Store) txKey(ctx context.Context, tx *redis.Tx, id string) (*Key, error) {
+	k, err := s.txRecord(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if k.Pending || k.ReplacedBy != "" {
+		return nil, &NotFoundError{Kind: "accessKey", ID: id}
+	}
+	return k, nil
+}
+
+// txRecord reads a key record inside a transaction, whatever its state.
+func (s *Store) txRecord(ctx context.Context, tx *redis.Tx, id string) (*Key, error) {
 	if !ValidAccessID(id) {
 		return nil, &NotFoundError{Kind: "accessKey", ID: id}
 	}
@@ -261,17 +301,29 @@ func (s *Store) txKey(ctx context.Context, tx *redis.Tx, id string) (*Key, error
 	if err := json.Unmarshal(b, &k); err != nil {
 		return nil, err
 	}
-	if k.Pending || k.ReplacedBy != "" {
-		return nil, &NotFoundError{Kind: "accessKey", ID: id}
-	}
 	return &k, nil
 }
 
-// DeleteKey removes a key for good.
+// txChangeableKey reads, inside a transaction, a key that can still be
+// changed: a live key, or a key rotated out that is in its grace (not
+// deactivated, grace not over), which can only be cut off.
+func (s *Store) txChangeableKey(ctx context.Context, tx *redis.Tx, id string) (*Key, error) {
+	k, err := s.txRecord(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if k.Pending || k.ReplacedBy != "" && (k.Disabled || !s.now().Before(k.GraceUntil)) {
+		return nil, &NotFoundError{Kind: "accessKey", ID: id}
+	}
+	return k, nil
+}
+
+// DeleteKey removes a key for good. A key rotated out can still be
+// deleted during its grace, which ends the grace at once.
 func (s *Store) DeleteKey(ctx context.Context, id string, op Operator) error {
 	var gone Key
 	err := s.update(ctx, s.keyKey(id), func(tx *redis.Tx) error {
-		k, err := s.txKey(ctx, tx, id)
+		k, err := s.txChangeableKey(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -289,84 +341,6 @@ func (s *Store) DeleteKey(ctx context.Context, id string, op Operator) error {
 	_ = s.unindexKey(ctx, &gone)
 	s.emit(ctx, Event{EventName: EventKeyDeleted, Operator: op, AccessKey: keyRef(&gone)})
 	return nil
-}
-
-// RotateKey replaces key id with a new Access ID and Access Key that keep
-// its label, scopes, allowlist and owner. The old pair keeps working for
-// the rotation grace, then never again. It returns the new key and secret.
-func (s *Store) RotateKey(ctx context.Context, id string, op Operator) (*Key, string, error) {
-	for range maxTxRetries {
-		nk, secret, err := s.rotateOnce(ctx, id, op)
-		if errors.Is(err, errStale) {
-			continue
-		}
-		return nk, secret, err
-	}
-	return nil, "", &ConflictError{Code: "accessKey:busy", Message: "the access key is changing too often; try again"}
-}
-
-// errStale says the key changed between the read and the transaction.
-var errStale = errors.New("stale read")
-
-func (s *Store) rotateOnce(ctx context.Context, id string, op Operator) (*Key, string, error) {
-	old, err := s.Key(ctx, id)
-	if err != nil {
-		return nil, "", err
-	}
-	now := s.Now()
-	secret := NewAccessKey()
-	nk := *old
-	nk.ID, nk.SecretHash, nk.Pending, nk.RotatedFrom = NewAccessID(), HashSecret(secret), true, old.ID
-	nk.IssuedAt, nk.ActivatedAt, nk.ModifiedAt, nk.ModifiedBy, nk.Version = now, now, now, op.ID, 1
-	if nk.DisabledReason != DisabledManual {
-		nk.Disabled, nk.DisabledReason = false, ""
-	}
-	// 1. The new record, pending: it cannot authenticate yet.
-	b, _ := json.Marshal(&nk)
-	if ok, err := s.rdb.SetNX(ctx, s.keyKey(nk.ID), b, 0).Result(); err != nil || !ok {
-		if err == nil {
-			err = &ConflictError{Code: "accessKey:id_collision", Message: "generated access ID already exists; try again"}
-		}
-		return nil, "", err
-	}
-	// 2. Atomically retire the old record, unless it changed meanwhile
-	// (updated, deleted or rotated by someone else).
-	err = s.update(ctx, s.keyKey(id), func(tx *redis.Tx) error {
-		k, err := s.txKey(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if k.Version != old.Version {
-			return errStale
-		}
-		k.GraceUntil, k.ReplacedBy, k.ModifiedAt, k.ModifiedBy = now.Add(s.grace), nk.ID, now, op.ID
-		k.Version++
-		rb, _ := json.Marshal(k)
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, s.keyKey(id), rb, 0)
-			// Relative, so that a clock skew between this instance and
-			// Redis cannot end the grace early.
-			p.PExpire(ctx, s.keyKey(id), s.grace+time.Second)
-			return nil
-		})
-		return err
-	})
-	if err != nil {
-		s.rdb.Del(context.WithoutCancel(ctx), s.keyKey(nk.ID))
-		return nil, "", err
-	}
-	// 3. The new record goes live.
-	nk.Pending = false
-	b, _ = json.Marshal(&nk)
-	if err := s.rdb.Set(ctx, s.keyKey(nk.ID), b, 0).Err(); err != nil {
-		return nil, "", err
-	}
-	s.publish(ctx, invalidateKeyPrefix+id)
-	_ = s.unindexKey(ctx, old)
-	_ = s.indexKey(ctx, &nk)
-	s.emit(ctx, Event{EventName: EventKeyRotated, Operator: op, AccessKey: keyRef(&nk),
-		From: map[string]string{"accessId": old.ID}, To: map[string]string{"accessId": nk.ID}})
-	return &nk, secret, nil
 }
 
 // ListPage is one page of keys.

@@ -73,8 +73,8 @@ func TestRotateKey(t *testing.T) {
 	if _, err := f.store.Key(f.ctx, k.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Key(old) = %v, want not found", err)
 	}
-	if _, _, err := f.store.RotateKey(f.ctx, k.ID, testOp); !errors.Is(err, ErrNotFound) {
-		t.Errorf("rotating the rotated-out key: %v, want not found", err)
+	if _, _, err := f.store.RotateKey(f.ctx, k.ID, testOp); !errors.Is(err, ErrConflict) {
+		t.Errorf("rotating the rotated-out key: %v, want a conflict", err)
 	}
 
 	steps := []struct {

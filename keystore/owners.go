@@ -38,6 +38,12 @@ func (s *Store) PutRole(ctx context.Context, r Role, by string) (*Role, error) {
 	if r.Name == "" {
 		r.Name = r.ID
 	}
+	if !plainText(r.Name) {
+		v.add("name", "role:invalid_name", "name must be printable text, without control or bidirectional formatting characters")
+	}
+	if !plainText(r.Description) {
+		v.add("description", "role:invalid_description", "description must be printable text, without control or bidirectional formatting characters")
+	}
 	for _, c := range r.Capabilities {
 		if !ValidID(c) {
 			v.add("capabilities", "role:invalid_capability", "invalid capability "+strconvQuote(c))
@@ -129,7 +135,7 @@ func (s *Store) validateOwner(ctx context.Context, o *Owner) error {
 	if o.Kind != OwnerUser && o.Kind != OwnerServiceAccount {
 		v.add("kind", "owner:invalid_kind", "kind must be user or serviceAccount")
 	}
-	if _, err := mail.ParseAddress(o.Email); err != nil || strings.ContainsAny(o.Email, "<> ") {
+	if _, err := mail.ParseAddress(o.Email); err != nil || strings.ContainsAny(o.Email, "<> ") || !plainText(o.Email) {
 		v.add("email", "owner:invalid_email", "email must be a valid address")
 	}
 	validateName(v, "firstName", o.FirstName)

@@ -45,7 +45,7 @@ func validateName(v *ValidationError, field, s string) {
 
 func validateText(v *ValidationError, field, s string, max int) {
 	switch {
-	case !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }):
+	case !plainText(s):
 		v.add(field, "owner:invalid_"+field, field+" must be printable text")
 	case utf8.RuneCountInString(s) > max:
 		v.add(field, "owner:invalid_"+field, field+" must be at most "+strconv.Itoa(max)+" characters")

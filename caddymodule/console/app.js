@@ -601,7 +601,8 @@ function rowMenu(name, k) {
   const items = [['allowlist', 'Edit allowlist']];
   if (status === 'active') items.push(['deactivate', 'Deactivate']);
   else if (status === 'deactivated') items.push(['activate', 'Activate']);
-  items.push(['rotate', 'Rotate']);
+  // Rotating hands out the new secret: only the owner rotates a user's key.
+  if (!state.me || k.serviceAccountId || k.ownerId === state.me.ownerId) items.push(['rotate', 'Rotate']);
   items.push(['delete', 'Delete']);
   return h('div', { class: 'menu' },
     h('button', {
@@ -826,7 +827,7 @@ async function rotate(name, k) {
     note = 'This console now uses the new key.';
   }
   announce(`Access key "${k.label || k.id}" rotated.`);
-  showSecret(res, 'Access Key rotated', note, rowFocus(name, res?.id ?? k.id));
+  showSecret(res, 'Access Key rotated', note, rowFocus(name, res?.id ?? k.id), k);
   refreshAfterChange(name, null);
 }
 
@@ -941,18 +942,49 @@ confirmForm.addEventListener('submit', async (ev) => {
 // One-time secret.
 const secretDialog = $('#secret-dialog');
 
-function showSecret(k, title, note, returnFocus) {
+/** The key a rotation replaced, which works during its grace unless deactivated. */
+let previousKey = null;
+
+function showSecret(k, title, note, returnFocus, previous = null) {
   $('#secret-title').textContent = title;
   $('#secret-id').value = k?.id ?? '';
   $('#secret-key').value = k?.key ?? '';
   $('#secret-copy-status').textContent = note ?? '';
+  previousKey = previous;
+  const box = $('#secret-previous');
+  box.hidden = !previous;
+  clearError($('[data-role="error"]', box));
+  $('#secret-previous-stop').hidden = false;
+  if (previous) {
+    $('#secret-previous-text').textContent = `The previous Access ID ${previous.id} keeps working for a short grace period (5 minutes unless configured otherwise). If it may have leaked, deactivate it now.`;
+  }
   openDialog(secretDialog, { returnFocus, initial: $('[data-copy="secret-key"]', secretDialog) });
 }
+
+$('#secret-previous-stop').addEventListener('click', async () => {
+  const prev = previousKey;
+  if (!prev) return;
+  const box = $('#secret-previous');
+  const button = $('#secret-previous-stop');
+  clearError($('[data-role="error"]', box));
+  button.disabled = true;
+  try {
+    await api('PUT', `accessKeys/${encodeURIComponent(prev.id)}`, { disabled: true });
+    $('#secret-previous-text').textContent = `The previous Access ID ${prev.id} is deactivated: it no longer works.`;
+    button.hidden = true;
+    $('[data-close]', secretDialog).focus();
+  } catch (err) {
+    if (!handleAuthLost(err)) showError($('[data-role="error"]', box), err, 'Deactivating the previous key failed.');
+  } finally {
+    button.disabled = false;
+  }
+});
 
 secretDialog.addEventListener('close', () => {
   // The secret leaves the page once the dialog is closed.
   $('#secret-key').value = '';
   $('#secret-id').value = '';
+  previousKey = null;
 });
 
 secretDialog.addEventListener('click', async (ev) => {
