@@ -6,6 +6,8 @@
 // verified for) so that all of them can be dropped at once when the
 // credential or its owner changes. GetOrLoad runs at most one load per key
 // at a time and never caches a value whose load raced with an
+// invalidation of that value (of its key, of one of its tags, or of
+// everything), nor hands such a value to a caller that arrived after the
 // invalidation.
 //
 // A Cache starts no goroutines and holds no resources besides memory, so
@@ -173,15 +175,14 @@ func (c *Cache[K, V]) Add(k K, v V, deadline time.Time, tags ...string) {
 	now := c.now()
 	dl := c.deadline(now, deadline)
 	s.mu.Lock()
-	if f := s.flights[k]; f != nil {
-		f.noStore = true
-	}
+	s.changed(&k)
 	s.add(k, v, dl, now.UnixNano(), tags)
 	s.unlock()
 }
 
 // InvalidateTag removes every entry tagged with tag and returns how many
-// it removed. Loads in flight at the time will not cache their values.
+// it removed. Loads in flight at the time will not cache their values if
+// these carry tag; loads of values without it are not affected.
 func (c *Cache[K, V]) InvalidateTag(tag string) int {
 	n := 0
 	for _, s := range c.shards {
@@ -197,9 +198,7 @@ func (c *Cache[K, V]) InvalidateTag(tag string) int {
 func (c *Cache[K, V]) Remove(k K) bool {
 	s := c.shard(k)
 	s.mu.Lock()
-	if f := s.flights[k]; f != nil {
-		f.noStore = true
-	}
+	s.changed(&k)
 	s.reason = EvictInvalidated
 	ok := s.lru.Remove(k)
 	s.unlock()

@@ -254,7 +254,18 @@ func TestInvalidationDuringLoad(t *testing.T) {
 		want   int // cached afterwards; 0 for none
 	}{
 		{"InvalidateTag of its tag", func(c *Cache[key, int]) { c.InvalidateTag("acc1") }, 0},
-		{"InvalidateTag of another tag", func(c *Cache[key, int]) { c.InvalidateTag("unrelated") }, 0},
+		{"InvalidateTag of its other tag", func(c *Cache[key, int]) { c.InvalidateTag("own1") }, 0},
+		{"InvalidateTag of another tag", func(c *Cache[key, int]) { c.InvalidateTag("unrelated") }, 1},
+		{"InvalidateTag of its tag among many others", func(c *Cache[key, int]) {
+			for i := range 1000 {
+				c.InvalidateTag(fmt.Sprint("before", i))
+			}
+			c.InvalidateTag("own1")
+			for i := range 1000 {
+				c.InvalidateTag(fmt.Sprint("after", i))
+			}
+		}, 0},
+		{"InvalidateTag of its tag, then Purge", func(c *Cache[key, int]) { c.InvalidateTag("acc1"); c.Purge() }, 0},
 		{"Purge", func(c *Cache[key, int]) { c.Purge() }, 0},
 		{"Remove", func(c *Cache[key, int]) { c.Remove(k("a")) }, 0},
 		{"Add wins", func(c *Cache[key, int]) { c.Add(k("a"), 99, time.Time{}) }, 99},
@@ -279,6 +290,152 @@ func TestInvalidationDuringLoad(t *testing.T) {
 				checkIndex(t, c)
 			})
 		}
+	}
+}
+
+// TestLateCallerReloadsAfterInvalidation: a caller that arrives after an
+// invalidation hit a load in flight must not get that load's value, which
+// may predate the change, but a fresh one; callers that arrived before the
+// change may share the load, and changes of other tags keep it shared.
+func TestLateCallerReloadsAfterInvalidation(t *testing.T) {
+	tests := []struct {
+		name   string
+		during func(c *Cache[key, int])
+		late   int // value the late caller gets
+	}{
+		{"InvalidateTag of its tag", func(c *Cache[key, int]) { c.InvalidateTag("acc1") }, 2},
+		{"InvalidateTag of its other tag", func(c *Cache[key, int]) { c.InvalidateTag("own1") }, 2},
+		{"InvalidateTag of its tag, then of others", func(c *Cache[key, int]) {
+			c.InvalidateTag("own1")
+			for i := range 1000 {
+				c.InvalidateTag(fmt.Sprint("other", i))
+			}
+		}, 2},
+		{"Purge", func(c *Cache[key, int]) { c.Purge() }, 2},
+		{"Remove", func(c *Cache[key, int]) { c.Remove(k("a")) }, 2},
+		{"InvalidateTag of another tag", func(c *Cache[key, int]) { c.InvalidateTag("unrelated") }, 1},
+		{"Remove of another key", func(c *Cache[key, int]) { c.Remove(k("b")) }, 1},
+	}
+	for _, shards := range []int{1, 4} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/shards=%d", tt.name, shards), func(t *testing.T) {
+				c := New[key, int](Config[key]{Shards: shards, Hash: hashKey})
+				h := newHeldLoad(1, "acc1", "own1")
+				fresh := func(context.Context) (int, time.Time, []string, error) {
+					return 2, time.Time{}, []string{"acc1", "own1"}, nil
+				}
+				first := lead(c, context.Background(), "a", h)
+				early := make(chan result, 1)
+				go func() {
+					v, hit, err := c.GetOrLoad(context.Background(), k("a"), fresh)
+					early <- result{v, hit, err}
+				}()
+				waitMisses(c, 2)
+				tt.during(c)
+				late := make(chan result, 1)
+				go func() {
+					v, hit, err := c.GetOrLoad(context.Background(), k("a"), fresh)
+					late <- result{v, hit, err}
+				}()
+				waitMisses(c, 3)
+				close(h.release)
+				if r := <-first; r.v != 1 || r.err != nil {
+					t.Fatalf("leader got %+v", r)
+				}
+				if r := <-early; r.v != 1 || r.err != nil {
+					t.Fatalf("caller that came before the change got %+v, want the shared load's 1", r)
+				}
+				if r := <-late; r.v != tt.late || r.err != nil {
+					t.Fatalf("caller that came after the change got %+v, want %d", r, tt.late)
+				}
+				if h.calls.Load() != 1 {
+					t.Fatalf("held load called %d times", h.calls.Load())
+				}
+				checkIndex(t, c)
+				for _, s := range c.shards {
+					if len(s.flights) != 0 || len(s.dropped) != 0 {
+						t.Fatalf("flights or invalidation records left behind: %d, %d", len(s.flights), len(s.dropped))
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestUntaggedValueSurvivesInvalidateTag: a value without tags cannot be
+// concerned by a tag, whatever tags were invalidated during its load (up
+// to the number of invalidations a shard keeps track of).
+func TestUntaggedValueSurvivesInvalidateTag(t *testing.T) {
+	c := New[key, int](Config[key]{})
+	h := newHeldLoad(1)
+	first := lead(c, context.Background(), "a", h)
+	for i := range maxDropped {
+		c.InvalidateTag(fmt.Sprint("tag", i%3))
+	}
+	close(h.release)
+	if r := <-first; r.v != 1 || r.err != nil {
+		t.Fatalf("GetOrLoad = %+v", r)
+	}
+	if _, ok := c.Get(k("a")); !ok {
+		t.Fatal("untagged value not cached")
+	}
+}
+
+// TestLoadKeepsCallerDeadline: the load runs with the deadline of the
+// caller that started it, but the caller's cancellation does not end it.
+func TestLoadKeepsCallerDeadline(t *testing.T) {
+	c := New[key, int](Config[key]{})
+	deadline := time.Now().Add(time.Hour)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	var got time.Time
+	var has bool
+	h := newHeldLoad(1)
+	load := func(ctx context.Context) (int, time.Time, []string, error) {
+		got, has = ctx.Deadline()
+		return h.load(ctx)
+	}
+	out := make(chan result, 1)
+	go func() {
+		v, hit, err := c.GetOrLoad(ctx, k("a"), load)
+		out <- result{v, hit, err}
+	}()
+	<-h.started
+	cancel()
+	close(h.release)
+	if r := <-out; r.v != 1 || r.err != nil {
+		t.Fatalf("GetOrLoad = %+v", r)
+	}
+	if !has || !got.Equal(deadline) {
+		t.Fatalf("load ran with deadline %v (set: %v), want the caller's %v", got, has, deadline)
+	}
+	if e := h.ctxErr.Load(); e != "<nil>" {
+		t.Fatalf("the caller's cancellation ended the load: %v", e)
+	}
+}
+
+// TestLoadMissedCountsOnce: a Get that misses followed by LoadMissed is
+// one lookup, counted once.
+func TestLoadMissedCountsOnce(t *testing.T) {
+	c := New[key, int](Config[key]{})
+	load := func(context.Context) (int, time.Time, []string, error) { return 1, time.Time{}, nil, nil }
+	if _, ok := c.Get(k("a")); ok {
+		t.Fatal("hit in an empty cache")
+	}
+	if v, hit, err := c.LoadMissed(context.Background(), k("a"), load); v != 1 || hit || err != nil {
+		t.Fatalf("LoadMissed = %d, %v, %v", v, hit, err)
+	}
+	if s := c.Stats(); s.Misses != 1 || s.Hits != 0 {
+		t.Fatalf("after one miss: %+v", s)
+	}
+	if _, ok := c.Get(k("a")); !ok {
+		t.Fatal("loaded value not cached")
+	}
+	// Filled meanwhile: LoadMissed finds it without a load or a count.
+	if v, hit, err := c.LoadMissed(context.Background(), k("a"), nil); v != 1 || !hit || err != nil {
+		t.Fatalf("LoadMissed of a filled key = %d, %v, %v", v, hit, err)
+	}
+	if s := c.Stats(); s.Misses != 1 || s.Hits != 1 {
+		t.Fatalf("after one miss and one hit: %+v", s)
 	}
 }
 

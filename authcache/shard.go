@@ -42,7 +42,13 @@ type shard[K comparable, V any] struct {
 	lru     *simplelru.LRU[K, *entry[K, V]]
 	tags    map[string][]*entry[K, V] // tag -> entries carrying it
 	flights map[K]*call[V]            // loads in flight
-	gen     uint64                    // bumped by InvalidateTag and Purge
+	// gen counts the changes made while loads were in flight: a load
+	// records it when it starts, a caller when it joins a load.
+	gen uint64
+	// dropped lists, oldest first, the tags invalidated since the last
+	// time no load was in flight, so that a load can tell at its end
+	// whether one of its own tags was invalidated after it started.
+	dropped []droppedTag
 
 	// reason is what the LRU eviction callback attributes removals to;
 	// every LRU call that can remove an entry sets it first.
@@ -54,6 +60,17 @@ type shard[K comparable, V any] struct {
 	counters
 	_ [64]byte // keep neighbouring shards' hot fields off this cache line
 }
+
+// droppedTag records that tag was invalidated at generation gen.
+type droppedTag struct {
+	tag string
+	gen uint64
+}
+
+// maxDropped bounds a shard's dropped list. When it is full, the loads in
+// flight are treated as if every tag recorded after their start were
+// theirs, and the list starts again.
+const maxDropped = 256
 
 // newShard returns an empty shard holding at most size entries.
 func newShard[K comparable, V any](size int, onEvict func(EvictReason)) *shard[K, V] {
@@ -196,9 +213,10 @@ func (s *shard[K, V]) add(k K, v V, deadline, now int64, tags []string) {
 }
 
 // invalidateTag drops every entry carrying tag and returns how many.
+// Loads in flight whose value turns out to carry tag will not cache it.
 // s.mu must be held.
 func (s *shard[K, V]) invalidateTag(tag string) int {
-	s.gen++
+	s.dropTag(tag)
 	s.reason = EvictInvalidated
 	n := 0
 	for {
@@ -215,9 +233,64 @@ func (s *shard[K, V]) invalidateTag(tag string) int {
 	}
 }
 
+// dropTag records an invalidation of tag for the loads in flight, if any.
+// s.mu must be held.
+func (s *shard[K, V]) dropTag(tag string) {
+	if len(s.flights) == 0 {
+		return
+	}
+	if len(s.dropped) == maxDropped {
+		for _, f := range s.flights {
+			s.settle(f, nil, true)
+		}
+		s.forgetDropped()
+	}
+	s.gen++
+	s.dropped = append(s.dropped, droppedTag{tag: tag, gen: s.gen})
+}
+
+// settle marks f stale from the first invalidation, after f started, of
+// one of tags, the tags of its value, or of any tag if all is set.
+// s.mu must be held.
+func (s *shard[K, V]) settle(f *call[V], tags []string, all bool) {
+	for _, d := range s.dropped { // oldest first
+		if d.gen > f.start && (all || slices.Contains(tags, d.tag)) {
+			f.taint(d.gen)
+			return
+		}
+	}
+}
+
+// forgetDropped empties the dropped list. s.mu must be held.
+func (s *shard[K, V]) forgetDropped() {
+	clear(s.dropped)
+	s.dropped = s.dropped[:0]
+}
+
+// changed records a change of every key (k nil) or of k for the loads in
+// flight: their values may predate it. s.mu must be held.
+func (s *shard[K, V]) changed(k *K) {
+	if len(s.flights) == 0 {
+		return
+	}
+	if k != nil {
+		f := s.flights[*k]
+		if f == nil {
+			return
+		}
+		s.gen++
+		f.taint(s.gen)
+		return
+	}
+	s.gen++
+	for _, f := range s.flights {
+		f.taint(s.gen)
+	}
+}
+
 // purge drops every entry. s.mu must be held.
 func (s *shard[K, V]) purge() {
-	s.gen++
+	s.changed(nil)
 	n := s.lru.Len()
 	if n == 0 {
 		return

@@ -7,7 +7,8 @@ type Stats struct {
 	// Hits counts lookups served from the cache.
 	Hits uint64
 	// Misses counts lookups that found no live entry, including
-	// GetOrLoad calls that waited on another caller's load.
+	// GetOrLoad calls that waited on another caller's load. LoadMissed,
+	// which completes a Get that missed, is not counted again.
 	Misses uint64
 	// Evictions counts entries dropped to make room for new ones.
 	Evictions uint64

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/accessgate/accessgate/internal/gatewaytest"
 	"github.com/accessgate/accessgate/internal/redistest"
@@ -20,6 +19,9 @@ const (
 	mRejected      = `accessgate_authentications_total{outcome="rejected"}`
 	mForbidden     = `accessgate_authentications_total{outcome="forbidden"}`
 	mCacheHits     = `accessgate_cache_hits_total`
+	mCacheMisses   = `accessgate_cache_misses_total`
+	mEvictions     = `accessgate_cache_evictions_total`
+	mExpirations   = `accessgate_cache_expirations_total`
 	mInvalidations = `accessgate_cache_invalidations_total`
 	mRedisCount    = `accessgate_redis_command_duration_seconds_count`
 )
@@ -40,7 +42,7 @@ func TestFleetMetrics(t *testing.T) {
 	st.user(t, "u1", "viewer")
 	c := st.key(t, keystore.KeySpec{OwnerID: "u1"})
 
-	series := []string{mCacheHit, mVerified, mRejected, mForbidden, mCacheHits, mInvalidations, mRedisCount}
+	series := []string{mCacheHit, mVerified, mRejected, mForbidden, mCacheHits, mCacheMisses, mEvictions, mExpirations, mInvalidations, mRedisCount}
 	snapshot := func() map[string]float64 {
 		t.Helper()
 		text := metricsText(t, gw)
@@ -83,33 +85,63 @@ func TestFleetMetrics(t *testing.T) {
 	m0 := snapshot()
 	wantStatus(t, client, searchURL, &search, nil, http.StatusOK)
 	m1 := snapshot()
-	moved("first use", m0, m1, map[string]float64{mVerified: 1, mCacheHit: 0, mCacheHits: 0, mRejected: 0}, mRedisCount)
+	moved("first use", m0, m1, map[string]float64{mVerified: 1, mCacheHit: 0, mCacheHits: 0, mCacheMisses: 1, mRejected: 0}, mRedisCount)
 
 	for range 5 {
 		wantStatus(t, client, searchURL, &search, nil, http.StatusOK)
 	}
 	m2 := snapshot()
-	moved("five cached uses", m1, m2, map[string]float64{mVerified: 0, mCacheHit: 5, mCacheHits: 5, mRedisCount: 0})
+	moved("five cached uses", m1, m2, map[string]float64{mVerified: 0, mCacheHit: 5, mCacheHits: 5, mCacheMisses: 0, mRedisCount: 0})
 
 	wantStatus(t, client, gw.collectors(), &search, nil, http.StatusForbidden)
 	wrong := cred{c.id, keystore.NewAccessKey()}
 	wantStatus(t, client, searchURL, &wrong, nil, http.StatusUnauthorized)
 	m3 := snapshot()
-	moved("a forbidden route and a wrong key", m2, m3, map[string]float64{mForbidden: 1, mRejected: 1, mCacheHit: 1, mVerified: 0}, mRedisCount)
+	moved("a forbidden route and a wrong key", m2, m3, map[string]float64{mForbidden: 1, mRejected: 1, mCacheHit: 1, mCacheMisses: 1, mVerified: 0}, mRedisCount)
 
 	disabled := true
 	if _, err := st.UpdateKey(ctx, c.id, keystore.KeyUpdate{Disabled: &disabled}, testOp); err != nil {
 		t.Fatal(err)
 	}
 	var m4 map[string]float64
-	waitUntil(t, time.Second, "the invalidation counted", func() bool {
+	waitUntil(t, propagationTimeout, "the invalidation counted", func() bool {
 		m4 = snapshot()
 		return m4[mInvalidations] > m3[mInvalidations]
 	})
 	moved("deactivation", m3, m4, map[string]float64{mInvalidations: 1})
 	wantStatus(t, client, searchURL, &search, nil, http.StatusUnauthorized)
 	m5 := snapshot()
-	moved("the deactivated key", m4, m5, map[string]float64{mRejected: 1, mVerified: 0, mCacheHit: 0})
+	moved("the deactivated key", m4, m5, map[string]float64{mRejected: 1, mVerified: 0, mCacheHit: 0, mCacheMisses: 1})
+
+	// A rotated-out key is cached until its grace (2s) ends; its entry
+	// then expires, which is not an eviction for room. The key is cached
+	// before the rotation, so that the rotation's invalidation can be
+	// seen to land before the old key is cached again.
+	var m5b map[string]float64
+	var old cred
+	for attempt := 1; ; attempt++ {
+		old = st.key(t, keystore.KeySpec{OwnerID: "u1"})
+		wantStatus(t, client, searchURL, &old, nil, http.StatusOK)
+		before := snapshot()
+		if _, _, err := st.RotateKey(ctx, old.id, testOp); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, propagationTimeout, "the rotation's invalidation", func() bool {
+			return snapshot()[mInvalidations] > before[mInvalidations]
+		})
+		if mustSend(t, client, http.MethodGet, searchURL, &old, nil).status == http.StatusOK {
+			m5b = snapshot()
+			break
+		}
+		if attempt == 5 {
+			t.Fatal("the grace of the old key always ended before it could be used")
+		}
+	}
+	waitUntil(t, propagationTimeout, "the end of the old key's grace", func() bool {
+		return mustSend(t, client, http.MethodGet, searchURL, &old, nil).status == http.StatusUnauthorized
+	})
+	m5c := snapshot()
+	moved("the end of a grace", m5b, m5c, map[string]float64{mEvictions: 0}, mExpirations)
 
 	// The state, and so the counters, survive a reload that leaves the
 	// access_keys settings alone.
@@ -117,8 +149,8 @@ func TestFleetMetrics(t *testing.T) {
 	gw.Reload(t, gw.caddyfile(o))
 	m6 := snapshot()
 	for _, s := range series {
-		if m6[s] < m5[s] {
-			t.Errorf("after a reload %s went back from %v to %v", s, m5[s], m6[s])
+		if m6[s] < m5c[s] {
+			t.Errorf("after a reload %s went back from %v to %v", s, m5c[s], m6[s])
 		}
 	}
 	t.Logf("after the checks: %v", m6)

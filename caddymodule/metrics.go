@@ -78,10 +78,8 @@ func (s *state) registerMetrics(reg *prometheus.Registry) error {
 	cs = append(cs,
 		stat("cache_hits_total", "Authentication cache hits.", func() uint64 { return s.auth.Stats().Hits }),
 		stat("cache_misses_total", "Authentication cache misses.", func() uint64 { return s.auth.Stats().Misses }),
-		stat("cache_evictions_total", "Authentication cache entries evicted for room or expired.", func() uint64 {
-			st := s.auth.Stats()
-			return st.Evictions + st.Expirations
-		}),
+		stat("cache_evictions_total", "Authentication cache entries evicted to make room.", func() uint64 { return s.auth.Stats().Evictions }),
+		stat("cache_expirations_total", "Authentication cache entries dropped because their deadline passed.", func() uint64 { return s.auth.Stats().Expirations }),
 		stat("cache_invalidations_total", "Authentication cache entries dropped by invalidation.", m.invalidations.Load),
 		stat("redis_errors_total", "Failed Redis commands.", m.redisErrors.Load),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "accessgate", Name: "cache_entries", Help: "Entries in the authentication cache."},

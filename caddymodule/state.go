@@ -76,6 +76,9 @@ type state struct {
 	store  *keystore.Store
 	auth   *authcache.Cache[credKey, *entry]
 	owners *authcache.Cache[string, ownerEntry]
+	// policies holds the key policies (under the one key struct{}), so
+	// that a verification reads no key every instance reads.
+	policies *authcache.Cache[struct{}, policyEntry]
 	// negative remembers Access IDs that do not exist, briefly, so that
 	// repeated requests with one made-up ID cost Redis one lookup.
 	negative *authcache.Cache[string, struct{}]
@@ -160,6 +163,7 @@ func newState(cfg App) (*state, error) {
 		Now:    s.clock.Now,
 	})
 	s.owners = authcache.New[string, ownerEntry](authcache.Config[string]{Size: 10000, TTL: ttl})
+	s.policies = authcache.New[struct{}, policyEntry](authcache.Config[struct{}]{Size: 1, TTL: ttl})
 	s.negative = authcache.New[string, struct{}](authcache.Config[string]{Size: 100000, TTL: min(ttl, negativeTTL)})
 	window := time.Duration(cfg.FailureWindow)
 	s.byClient = newFailureLimiter(cfg.MaxFailuresPerClient, window, 100000)
@@ -308,7 +312,7 @@ func (s *state) verify(ctx context.Context, k credKey, id, secret, client string
 			return nil, err
 		}
 	}
-	e, _, err := s.auth.GetOrLoad(ctx, k, func(ctx context.Context) (*entry, time.Time, []string, error) {
+	e, _, err := s.auth.LoadMissed(ctx, k, func(ctx context.Context) (*entry, time.Time, []string, error) {
 		ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
 		defer cancel()
 		var ownerDeadline time.Time
@@ -319,6 +323,7 @@ func (s *state) verify(ctx context.Context, k credKey, id, secret, client string
 				return oe.p, err
 			},
 			LastUsed: s.lastUsed.get,
+			Policies: s.policy,
 		})
 		if err != nil {
 			return nil, time.Time{}, nil, err
@@ -374,4 +379,27 @@ func (s *state) principal(ctx context.Context, ownerID string) (ownerEntry, erro
 		return ownerEntry{p: p, deadline: d}, d, []string{ownerID}, nil
 	})
 	return oe, err
+}
+
+// policyEntry is the cached key policies with the deadline of their cache
+// entry.
+type policyEntry struct {
+	p        keystore.Policies
+	deadline time.Time
+}
+
+// policy returns the key policies from the instance's cache or Redis, and
+// until when that copy may be used. A policy change announces "all", which
+// empties the cache (forgetAll); the deadline bounds the authentications
+// derived from the copy when that message is lost.
+func (s *state) policy(ctx context.Context) (keystore.Policies, time.Time, error) {
+	pe, _, err := s.policies.GetOrLoad(ctx, struct{}{}, func(ctx context.Context) (policyEntry, time.Time, []string, error) {
+		p, err := s.store.Policies(ctx)
+		if err != nil {
+			return policyEntry{}, time.Time{}, nil, err
+		}
+		d := s.now().Add(time.Duration(s.cfg.CacheTTL))
+		return policyEntry{p: p, deadline: d}, d, nil, nil
+	})
+	return pe.p, pe.deadline, err
 }

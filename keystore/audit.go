@@ -175,8 +175,19 @@ func InvalidationTarget(msg string) (all bool, accessID, ownerID string) {
 	return true, "", "" // unknown message: be safe
 }
 
-// publish announces a change so that every instance drops what it cached.
-// Caches are bounded by their TTL when a message is lost.
-func (s *Store) publish(ctx context.Context, msg string) {
-	_ = s.rdb.Publish(context.WithoutCancel(ctx), s.InvalidationChannel(), msg).Err()
+// announce queues in p, the MULTI block of a change, the invalidation
+// message msg that announces it, so that the change is stored only with
+// its announcement: if Redis refuses the PUBLISH, EXEC stores nothing and
+// the caller gets the error.
+func (s *Store) announce(ctx context.Context, p redis.Pipeliner, msg string) {
+	p.Publish(ctx, s.InvalidationChannel(), msg)
+}
+
+// publish announces a change that was stored without its announcement
+// and returns the error if Redis did not take the message, which the
+// caller must report: until it is announced, instances keep serving what
+// they cached for up to their cache TTL. Changes made in a MULTI block
+// announce themselves in it instead (announce).
+func (s *Store) publish(ctx context.Context, msg string) error {
+	return s.rdb.Publish(context.WithoutCancel(ctx), s.InvalidationChannel(), msg).Err()
 }

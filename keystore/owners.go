@@ -66,10 +66,13 @@ func (s *Store) PutRole(ctx context.Context, r Role, by string) (*Role, error) {
 	}
 	r.ModifiedAt, r.ModifiedBy = now, by
 	b, _ := json.Marshal(r)
-	if err := s.rdb.HSet(ctx, s.rolesKey(), r.ID, b).Err(); err != nil {
+	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, s.rolesKey(), r.ID, b)
+		s.announce(ctx, p, invalidateAll)
+		return nil
+	}); err != nil {
 		return nil, err
 	}
-	s.publish(ctx, invalidateAll)
 	return &r, nil
 }
 
@@ -115,13 +118,17 @@ func (s *Store) PutOwner(ctx context.Context, o Owner, by string) (*Owner, error
 	}
 	o.ModifiedAt, o.ModifiedBy = now, by
 	b, _ := json.Marshal(o)
-	if err := s.rdb.Set(ctx, s.ownerKey(o.ID), b, 0).Err(); err != nil {
+	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.ownerKey(o.ID), b, 0)
+		s.announce(ctx, p, invalidateOwnerPfx+o.ID)
+		return nil
+	}); err != nil {
 		return nil, err
 	}
+	// The index is in another slot, so it is written after the record.
 	if err := s.rdb.ZAdd(ctx, s.ownersIndex(o.Kind), redis.Z{Member: o.ID}).Err(); err != nil {
 		return nil, err
 	}
-	s.publish(ctx, invalidateOwnerPfx+o.ID)
 	return &o, nil
 }
 
@@ -167,16 +174,11 @@ func (s *Store) Owner(ctx context.Context, id string) (*Owner, error) {
 	return &o, nil
 }
 
-// Principal resolves an owner and its current capabilities in one round
-// trip. A missing owner yields an inactive principal, not an error.
+// Principal resolves an owner and its current capabilities in two round
+// trips: the owner, then only the roles it has. A missing owner yields an
+// inactive principal, not an error.
 func (s *Store) Principal(ctx context.Context, ownerID string) (*Principal, error) {
-	pipe := s.rdb.Pipeline()
-	ownerCmd := pipe.Get(ctx, s.ownerKey(ownerID))
-	rolesCmd := pipe.HGetAll(ctx, s.rolesKey())
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, err
-	}
-	raw, err := ownerCmd.Bytes()
+	raw, err := s.rdb.Get(ctx, s.ownerKey(ownerID)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return &Principal{ID: ownerID}, nil
 	}
@@ -187,7 +189,20 @@ func (s *Store) Principal(ctx context.Context, ownerID string) (*Principal, erro
 	if err := json.Unmarshal(raw, &o); err != nil {
 		return nil, err
 	}
-	return principalOf(&o, parseRoles(rolesCmd.Val())), nil
+	roles := map[string]*Role{}
+	if len(o.RoleIDs) > 0 {
+		vals, err := s.rdb.HMGet(ctx, s.rolesKey(), o.RoleIDs...).Result()
+		if err != nil {
+			return nil, err
+		}
+		for i, v := range vals {
+			var r Role
+			if str, ok := v.(string); ok && json.Unmarshal([]byte(str), &r) == nil {
+				roles[o.RoleIDs[i]] = &r
+			}
+		}
+	}
+	return principalOf(&o, roles), nil
 }
 
 func principalOf(o *Owner, roles map[string]*Role) *Principal {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strconv"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Default policy values.
@@ -124,7 +126,11 @@ func (s *Store) setPolicy(ctx context.Context, name, field, setAtField string, d
 		return before, nil
 	}
 	now := s.Now()
-	if err := s.rdb.HSet(ctx, s.policyKey(), field, days, setAtField, now.UnixMilli()).Err(); err != nil {
+	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, s.policyKey(), field, days, setAtField, now.UnixMilli())
+		s.announce(ctx, p, invalidateAll)
+		return nil
+	}); err != nil {
 		return Policies{}, err
 	}
 	after, err := s.Policies(ctx)
@@ -133,7 +139,6 @@ func (s *Store) setPolicy(ctx context.Context, name, field, setAtField string, d
 	}
 	from, to := policyView(before), policyView(after)
 	s.emit(ctx, Event{EventName: EventPolicyUpdated, Operator: op, From: from, To: to})
-	s.publish(ctx, invalidateAll)
 	return after, nil
 }
 

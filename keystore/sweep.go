@@ -107,6 +107,7 @@ func (s *Store) deactivateBySweep(ctx context.Context, id string, reason Reason)
 		b, _ := json.Marshal(k)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.keyKey(id), b, redis.KeepTTL)
+			s.announce(ctx, p, invalidateKeyPrefix+id)
 			return nil
 		})
 		changed, done = *k, err == nil
@@ -122,7 +123,6 @@ func (s *Store) deactivateBySweep(ctx context.Context, id string, reason Reason)
 	if reason == ReasonUnused {
 		name = EventKeyDeactivatedUnused
 	}
-	s.publish(ctx, invalidateKeyPrefix+id)
 	s.emit(ctx, Event{
 		EventName: name,
 		Operator:  Operator{ID: "system", Interface: InterfaceInternal},

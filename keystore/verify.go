@@ -50,7 +50,8 @@ type Identity struct {
 	// Allowlist holds the normalised allowlisted origins.
 	Allowlist []string
 	// Deadline is when this verdict stops holding by itself (expiry, end of
-	// a rotation grace, unused limit); zero if never.
+	// a rotation grace, unused limit, end of the copy of the policies it
+	// was reached with); zero if never.
 	Deadline time.Time
 }
 
@@ -74,10 +75,16 @@ type VerifyOptions struct {
 	// LastUsed, when set, returns a more recent last use than Redis may
 	// hold yet (uses not flushed); zero if none.
 	LastUsed func(accessID string) time.Time
+	// Policies, when set, returns the key policies, perhaps from a cache,
+	// and until when that copy may be used (zero: no limit), which then
+	// bounds the Identity's Deadline. When nil, Verify reads them from
+	// Redis with the key.
+	Policies func(ctx context.Context) (Policies, time.Time, error)
 }
 
 // Verify checks an Access ID and Access Key. It makes one Redis round trip
-// for the key, the policies and its last use, plus what o.Principal needs.
+// for the key, its last use and (unless o.Policies gives them) the
+// policies, plus what o.Principal and o.Policies need.
 // A rejected credential yields *AuthError; any other error means the
 // verdict could not be reached.
 func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOptions) (*Identity, error) {
@@ -86,7 +93,10 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 	}
 	pipe := s.rdb.Pipeline()
 	keyCmd := pipe.Get(ctx, s.keyKey(accessID))
-	polCmd := pipe.HGetAll(ctx, s.policyKey())
+	var polCmd *redis.MapStringStringCmd
+	if o.Policies == nil {
+		polCmd = pipe.HGetAll(ctx, s.policyKey())
+	}
 	luCmd := pipe.HGet(ctx, s.lastUsedKey(), accessID)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
@@ -108,8 +118,14 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 	if !secretMatches(secret, k.SecretHash) {
 		return nil, &AuthError{Reason: ReasonWrongSecret, AccessID: accessID, Key: &k}
 	}
+	var pol Policies
+	var polDeadline time.Time
+	if polCmd != nil {
+		pol = parsePolicies(polCmd.Val())
+	} else if pol, polDeadline, err = o.Policies(ctx); err != nil {
+		return nil, err
+	}
 	now := s.now()
-	pol := parsePolicies(polCmd.Val())
 	var lastUsed time.Time
 	if ms, err := strconv.ParseInt(luCmd.Val(), 10, 64); err == nil {
 		lastUsed = time.UnixMilli(ms)
@@ -122,6 +138,9 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 	deadline, reason := keyDeadline(&k, pol, lastUsed, now)
 	if reason != "" {
 		return nil, &AuthError{Reason: reason, AccessID: accessID, Key: &k}
+	}
+	if !polDeadline.IsZero() && (deadline.IsZero() || polDeadline.Before(deadline)) {
+		deadline = polDeadline
 	}
 	if k.ReplacedBy != "" {
 		// A rotated-out key works in its grace only while its successor
