@@ -122,7 +122,7 @@ func (c *apiCall) replyKey(k *keystore.Key, secret string) error {
 // once; other instances follow the invalidation message the store
 // publishes.
 func (c *apiCall) forgetKey(id string) {
-	c.st.auth.InvalidateTag(id)
+	c.st.forgetKey(id)
 }
 
 // listKeys serves GET /accessKeys: every key of the organisation.
