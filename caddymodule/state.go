@@ -161,7 +161,7 @@ func newState(cfg App) (*state, error) {
 	window := time.Duration(cfg.FailureWindow)
 	s.byClient = newFailureLimiter(cfg.MaxFailuresPerClient, window, 100000)
 	s.byKey = newFailureLimiter(cfg.MaxFailuresPerKey, window, 100000)
-	s.audit = newAuditQueue(s.store, 1024, 20, 100)
+	s.audit = newAuditQueue(s.store, logEvent, 1024, 20, 100)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
