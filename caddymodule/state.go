@@ -179,32 +179,37 @@ func newState(cfg App) (*state, error) {
 }
 
 // sweep records expired and unused keys as deactivated. One instance per
-// interval does the work; the store makes each change exactly once anyway.
+// interval does the work, under a lease that lasts as long as the work
+// does; the store makes each change exactly once anyway.
 func (s *state) sweep(ctx context.Context) {
+	// A lease that cannot be taken (Redis unreachable) means no sweep
+	// this interval; the next one tries again.
 	interval := time.Duration(s.cfg.SweepInterval)
-	if ok, err := s.store.TryLock(ctx, "sweep", interval*9/10); err != nil || !ok {
-		return
-	}
-	res, err := s.store.Sweep(ctx)
-	if err != nil {
-		s.logger().Warn("sweep failed", zap.Error(err))
-		return
-	}
-	if res.Expired+res.Unused > 0 {
-		s.logger().Info("keys deactivated by policy", zap.Int("expired", res.Expired), zap.Int("unused", res.Unused), zap.Int("scanned", res.Scanned))
-	}
-	// The index repair scans every record, so one instance runs it at most
-	// once per repairInterval.
-	if ok, err := s.store.TryLock(ctx, "repair", repairInterval); err != nil || !ok {
-		return
-	}
+	_, _ = s.store.WithLease(ctx, "sweep", interval*9/10, func(ctx context.Context) {
+		res, err := s.store.Sweep(ctx)
+		if err != nil {
+			s.logger().Warn("sweep failed", zap.Error(err))
+			return
+		}
+		if res.Expired+res.Unused > 0 {
+			s.logger().Info("keys deactivated by policy", zap.Int("expired", res.Expired), zap.Int("unused", res.Unused), zap.Int("scanned", res.Scanned))
+		}
+		// The index repair scans every record, so one instance runs it
+		// at most once per repairInterval.
+		_, _ = s.store.WithLease(ctx, "repair", repairInterval, s.repair)
+	})
+}
+
+// repair makes the key indexes agree with the records.
+func (s *state) repair(ctx context.Context) {
 	rep, err := s.store.RepairIndexes(ctx)
 	if err != nil {
 		s.logger().Warn("index repair failed", zap.Error(err))
 		return
 	}
 	if rep != (keystore.RepairResult{}) {
-		s.logger().Info("key indexes repaired", zap.Int("indexed", rep.Indexed), zap.Int("unindexed", rep.Unindexed), zap.Int("pending_removed", rep.PendingRemoved))
+		s.logger().Info("key indexes repaired", zap.Int("indexed", rep.Indexed), zap.Int("unindexed", rep.Unindexed),
+			zap.Int("pending_removed", rep.PendingRemoved), zap.Int("last_used_removed", rep.LastUsedRemoved))
 	}
 }
 
