@@ -139,7 +139,7 @@ func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 // newCall gathers what the endpoints of one request need.
 func (h *APIHandler) newCall(ctx context.Context, w http.ResponseWriter, r *http.Request, ident *keystore.Identity) *apiCall {
 	clientIP, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	st := h.gate.app.state
+	st := h.gate.app.holdFor(ctx)
 	return &apiCall{
 		h:     h,
 		ctx:   ctx,

@@ -1,9 +1,11 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -79,9 +81,12 @@ type App struct {
 	// FailureWindow is the window of both failure limits. Default: 1m.
 	FailureWindow caddy.Duration `json:"failure_window,omitempty"`
 
-	state  *state
-	logger *zap.Logger
-	key    string
+	// state is set by Provision and kept after Cleanup: handlers of a
+	// replaced config may still serve requests (see acquire).
+	state    *state
+	logger   *zap.Logger
+	key      string
+	released bool
 }
 
 // SentinelConfig names a Redis master monitored by Sentinel.
@@ -209,22 +214,81 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return a.state.registerMetrics(ctx.GetMetricsRegistry())
 }
 
+// activeApp is the app instance of the running config: the one started
+// last and not stopped since.
+var activeApp atomic.Pointer[App]
+
 // Start implements caddy.App. The background loops belong to the shared
 // state and are already running.
-func (a *App) Start() error { return nil }
+func (a *App) Start() error {
+	activeApp.Store(a)
+	return nil
+}
 
 // Stop implements caddy.App.
-func (a *App) Stop() error { return nil }
+func (a *App) Stop() error {
+	activeApp.CompareAndSwap(a, nil)
+	return nil
+}
 
 // Cleanup releases this instance's hold on the shared state; the last
-// holder stops its loops and closes its Redis client.
+// holder closes it once no request uses it any more.
 func (a *App) Cleanup() error {
-	if a.state == nil {
+	if a.state == nil || a.released {
 		return nil
 	}
+	a.released = true
 	_, err := states.Delete(a.key)
-	a.state = nil
 	return err
+}
+
+// stateRef is a state held for a request.
+type stateRef struct {
+	*state
+	held bool
+}
+
+// release ends the hold.
+func (r stateRef) release() {
+	if r.held {
+		r.state.release()
+	}
+}
+
+// acquire returns the state a request uses, held until its release: the
+// app's own, or, when a reload has replaced the settings and the own
+// state has closed, that of the running config. Requests that the old
+// server of a reload still serves (grace_period) thus never meet a closed
+// state. A hold costs two atomic additions.
+func (a *App) acquire() stateRef {
+	if a.state.hold() {
+		return stateRef{a.state, true}
+	}
+	if cur := activeApp.Load(); cur != nil && cur.state.hold() {
+		return stateRef{cur.state, true}
+	}
+	return stateRef{state: a.state} // nothing runs: its Redis calls fail
+}
+
+// current returns the state acquire would, without a hold, for code that
+// runs while its request holds one.
+func (a *App) current() *state {
+	if a.state.refs.Load() > 0 {
+		return a.state
+	}
+	if cur := activeApp.Load(); cur != nil && cur.state.refs.Load() > 0 {
+		return cur.state
+	}
+	return a.state
+}
+
+// holdFor acquires a state for as long as ctx lives.
+func (a *App) holdFor(ctx context.Context) *state {
+	r := a.acquire()
+	if r.held {
+		context.AfterFunc(ctx, r.release)
+	}
+	return r.state
 }
 
 // Interface guards.

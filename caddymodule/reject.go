@@ -83,9 +83,9 @@ func (g *gate) reject(w http.ResponseWriter, r *http.Request, rej rejection) {
 		if rej.scope != "" {
 			ev.Details["scope"] = rej.scope
 		}
-		g.app.state.audit.reject(ev)
+		g.app.current().audit.reject(ev)
 	}
-	g.app.state.metrics.count(outcomeOf(rej.status))
+	g.app.current().metrics.count(outcomeOf(rej.status))
 	writeErrorA(w, rej.status, errID, code, msg)
 }
 

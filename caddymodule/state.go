@@ -90,6 +90,11 @@ type state struct {
 
 	subscriptionUp atomic.Bool
 
+	// refs counts the holds on the state: one of the usage pool while an
+	// app instance uses it, and one per request using it. The last
+	// release closes it, so a reload never closes a state under a request.
+	refs atomic.Int64
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -139,6 +144,7 @@ func newState(cfg App) (*state, error) {
 		return nil, err
 	}
 	s := &state{cfg: cfg, rdb: rdb, now: time.Now, clock: authcache.NewClock(), metrics: newStateMetrics(), lastUsed: newLastUseTracker()}
+	s.refs.Store(1) // the usage pool's
 	rdb.AddHook(redisHook{s.metrics})
 	if _, err := rand.Read(s.salt[:]); err != nil {
 		return nil, err
@@ -217,7 +223,7 @@ func (s *state) repair(ctx context.Context) {
 // records.
 const repairInterval = time.Hour
 
-// loop runs fn in a goroutine that Destruct waits for.
+// loop runs fn in a goroutine that close waits for.
 func (s *state) loop(ctx context.Context, fn func(context.Context)) {
 	s.wg.Add(1)
 	go func() {
@@ -242,9 +248,44 @@ func (s *state) every(ctx context.Context, d time.Duration, fn func(context.Cont
 	})
 }
 
-// Destruct stops the loops and closes the Redis client; the usage pool
-// calls it when the last app instance using this state is cleaned up.
+// Destruct releases the usage pool's hold, which it calls when the last
+// app instance using the state is cleaned up. The state closes then, or,
+// when requests still use it (old handlers after a reload), once the last
+// of them releases it.
 func (s *state) Destruct() error {
+	if s.refs.Add(-1) == 0 {
+		return s.close()
+	}
+	return nil
+}
+
+// hold takes a hold on the state for a request, unless it is closing.
+func (s *state) hold() bool {
+	for {
+		n := s.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if s.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// release ends a request's hold. The last release of a state that the
+// usage pool has released closes it, off the request's path.
+func (s *state) release() {
+	if s.refs.Add(-1) == 0 {
+		go func() {
+			if err := s.close(); err != nil {
+				s.logger().Warn("closing the state of replaced settings", zap.Error(err))
+			}
+		}()
+	}
+}
+
+// close stops the loops and closes the Redis client.
+func (s *state) close() error {
 	s.cancel()
 	s.wg.Wait()
 	flush, cancel := context.WithTimeout(context.Background(), 2*time.Second)
