@@ -287,6 +287,7 @@ func TestFleetReloadGracePeriod(t *testing.T) {
 	assertCached(t, rs, client, gw.collectors(), &cached, nil)
 	apiURL := fmt.Sprintf("http://127.0.0.1:%d/api/v1/accessKeys/personal", api)
 	wantStatus(t, client, apiURL, &cached, nil, http.StatusOK)
+	target := gw.collectors() // Reload rewrites gw.Base (to the same value)
 
 	// Load during the reload, as in TestFleetReloads: a cached
 	// credential, so that it needs no Redis.
@@ -301,9 +302,9 @@ func TestFleetReloadGracePeriod(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for !stop.Load() {
-				r, err := send(client, http.MethodGet, gw.collectors(), &cached, nil)
+				r, err := send(client, http.MethodGet, target, &cached, nil)
 				if err != nil {
-					r, err = send(client, http.MethodGet, gw.collectors(), &cached, nil)
+					r, err = send(client, http.MethodGet, target, &cached, nil)
 				}
 				if err == nil && r.status == http.StatusOK {
 					ok.Add(1)
@@ -333,13 +334,13 @@ func TestFleetReloadGracePeriod(t *testing.T) {
 	const slow = 3
 	slowIn.Add(slow)
 	for range slow {
-		start("request waiting for the upstream", gw.collectors()+"/slow", cached)
+		start("request waiting for the upstream", target+"/slow", cached)
 	}
 	slowIn.Wait()
 	// Requests waiting for Redis in the old handlers: a verification and
 	// a management API call.
 	px.Hold()
-	start("verification waiting for Redis", gw.collectors(), fresh)
+	start("verification waiting for Redis", target, fresh)
 	start("management API call waiting for Redis", apiURL, cached)
 	waitUntil(t, 10*time.Second, "both requests waiting for Redis", func() bool {
 		return px.Held("{"+fresh.id+"}") > 0 && px.Held(":owner:{u1}:keys") > 0
@@ -355,7 +356,7 @@ func TestFleetReloadGracePeriod(t *testing.T) {
 			t.Errorf("%s across the reload: %v %d %s", r.name, r.err, r.status, r.body)
 		}
 	}
-	wantStatus(t, client, gw.collectors(), &fresh, nil, http.StatusOK)
+	wantStatus(t, client, target, &fresh, nil, http.StatusOK)
 	wantStatus(t, client, apiURL, &cached, nil, http.StatusOK)
 	stop.Store(true)
 	wg.Wait()
