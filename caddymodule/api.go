@@ -153,7 +153,7 @@ func (h *APIHandler) serveAPI(w http.ResponseWriter, r *http.Request) error {
 // newCall gathers what the endpoints of one request need.
 func (h *APIHandler) newCall(ctx context.Context, w http.ResponseWriter, r *http.Request, ident *keystore.Identity) *apiCall {
 	clientIP, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	st := h.gate.app.state
+	st := h.gate.app.holdFor(ctx)
 	return &apiCall{
 		h:     h,
 		ctx:   ctx,

@@ -261,8 +261,8 @@ func (r apiResp) into(t testing.TB, v any) {
 }
 
 // state renders the access-key data in Redis: every key of the prefix
-// but the audit stream, the last-used hash and locks, which requests may
-// touch without changing anything.
+// but the audit stream with its event markers, the last-used hash and
+// locks, which requests may touch without changing anything.
 func (f *apiFixture) state(t testing.TB) map[string]string {
 	t.Helper()
 	ctx := context.Background()
@@ -270,7 +270,7 @@ func (f *apiFixture) state(t testing.TB) map[string]string {
 	iter := f.rdb.Scan(ctx, 0, f.prefix+":*", 1000).Iterator()
 	for iter.Next(ctx) {
 		key := iter.Val()
-		if strings.HasSuffix(key, ":audit") || strings.HasSuffix(key, ":lastused") || strings.Contains(key, ":lock:") {
+		if strings.HasSuffix(key, ":audit") || strings.Contains(key, ":auditid:") || strings.HasSuffix(key, ":lastused") || strings.Contains(key, ":lock:") {
 			continue
 		}
 		typ := f.rdb.Type(ctx, key).Val()

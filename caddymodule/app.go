@@ -1,9 +1,11 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -82,9 +84,12 @@ type App struct {
 	// guarded Access ID keeps its copy. Default: 1m.
 	FailureWindow caddy.Duration `json:"failure_window,omitempty"`
 
-	state  *state
-	logger *zap.Logger
-	key    string
+	// state is set by Provision and kept after Cleanup: handlers of a
+	// replaced config may still serve requests (see acquire).
+	state    *state
+	logger   *zap.Logger
+	key      string
+	released bool
 }
 
 // SentinelConfig names a Redis master monitored by Sentinel.
@@ -138,32 +143,45 @@ func (a App) withDefaults() App {
 	return a
 }
 
-// Validate checks the settings.
-func (a *App) Validate() error {
-	c := a.withDefaults()
+// Validate checks the settings. Provision has checked them already,
+// before anything started; Validate repeats the check without contacting
+// Redis.
+func (a *App) Validate() error { return a.check() }
+
+// check refuses settings the app cannot run with: negative durations and
+// sizes (zero means the default), limits below -1, a key prefix outside
+// letters, digits and _.:- (a brace would break Redis Cluster hash tags)
+// and an incomplete Sentinel setting.
+func (a *App) check() error {
+	for _, d := range []struct {
+		name string
+		v    caddy.Duration
+	}{
+		{"cache_ttl", a.CacheTTL},
+		{"rotation_grace", a.RotationGrace},
+		{"last_used_flush", a.LastUsedFlush},
+		{"sweep_interval", a.SweepInterval},
+		{"failure_window", a.FailureWindow},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("access_keys: %s must be a positive duration, not %v", d.name, time.Duration(d.v))
+		}
+	}
 	switch {
-	case c.CacheTTL < 0:
-		return errors.New("access_keys: cache_ttl must not be negative")
-	case c.CacheSize < 0:
-		return errors.New("access_keys: cache_size must not be negative")
-	case c.RotationGrace < 0:
-		return errors.New("access_keys: rotation_grace must not be negative")
-	case c.FailureWindow < 0:
-		return errors.New("access_keys: failure_window must be positive")
-	case c.LastUsedFlush < 0 || c.SweepInterval < 0:
-		return errors.New("access_keys: last_used_flush and sweep_interval must be positive")
-	case c.RedisSentinel != nil && (c.RedisSentinel.Master == "" || len(c.RedisSentinel.Addrs) == 0):
+	case a.CacheSize < 0:
+		return fmt.Errorf("access_keys: cache_size must be a positive number, not %d", a.CacheSize)
+	case a.MaxFailuresPerClient < -1:
+		return fmt.Errorf("access_keys: max_failures_per_client must be positive, or -1 for no limit, not %d", a.MaxFailuresPerClient)
+	case a.MaxFailuresPerKey < -1:
+		return fmt.Errorf("access_keys: max_failures_per_key must be positive, or -1 for no limit, not %d", a.MaxFailuresPerKey)
+	case a.KeyPrefix != "" && !validPrefix(a.KeyPrefix):
+		return fmt.Errorf("access_keys: key_prefix %q: use 1-64 letters, digits and _.:- only", a.KeyPrefix)
+	case a.RedisSentinel != nil && (a.RedisSentinel.Master == "" || len(a.RedisSentinel.Addrs) == 0):
 		return errors.New("access_keys: redis_sentinel needs a master name and at least one address")
-	case c.RedisSentinel != nil && len(c.Redis) > 1:
+	case a.RedisSentinel != nil && len(a.Redis) > 1:
 		return errors.New("access_keys: redis_sentinel cannot be combined with a Redis Cluster")
 	}
-	// Dial only checks the settings; the client it builds must still be
-	// closed, or its background goroutine would outlive every reload.
-	rdb, err := keystore.Dial(c.redisConfig())
-	if err != nil {
-		return fmt.Errorf("access_keys: %w", err)
-	}
-	return rdb.Close()
+	return nil
 }
 
 func (a App) redisConfig() keystore.RedisConfig {
@@ -174,10 +192,15 @@ func (a App) redisConfig() keystore.RedisConfig {
 	return rc
 }
 
-// Provision gets the shared state for these settings, creating it the
-// first time; a reload with the same settings reuses it.
+// Provision checks the settings, then gets the shared state for them,
+// creating it the first time; a reload with the same settings reuses it.
+// Caddy provisions before it validates, so the check comes first: invalid
+// settings must be refused before any loop starts.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	if err := a.check(); err != nil {
+		return err
+	}
 	cfg := a.withDefaults()
 	b, err := json.Marshal(cfg)
 	if err != nil {
@@ -194,22 +217,81 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return a.state.registerMetrics(ctx.GetMetricsRegistry())
 }
 
+// activeApp is the app instance of the running config: the one started
+// last and not stopped since.
+var activeApp atomic.Pointer[App]
+
 // Start implements caddy.App. The background loops belong to the shared
 // state and are already running.
-func (a *App) Start() error { return nil }
+func (a *App) Start() error {
+	activeApp.Store(a)
+	return nil
+}
 
 // Stop implements caddy.App.
-func (a *App) Stop() error { return nil }
+func (a *App) Stop() error {
+	activeApp.CompareAndSwap(a, nil)
+	return nil
+}
 
 // Cleanup releases this instance's hold on the shared state; the last
-// holder stops its loops and closes its Redis client.
+// holder closes it once no request uses it any more.
 func (a *App) Cleanup() error {
-	if a.state == nil {
+	if a.state == nil || a.released {
 		return nil
 	}
+	a.released = true
 	_, err := states.Delete(a.key)
-	a.state = nil
 	return err
+}
+
+// stateRef is a state held for a request.
+type stateRef struct {
+	*state
+	held bool
+}
+
+// release ends the hold.
+func (r stateRef) release() {
+	if r.held {
+		r.state.release()
+	}
+}
+
+// acquire returns the state a request uses, held until its release: the
+// app's own, or, when a reload has replaced the settings and the own
+// state has closed, that of the running config. Requests that the old
+// server of a reload still serves (grace_period) thus never meet a closed
+// state. A hold costs two atomic additions.
+func (a *App) acquire() stateRef {
+	if a.state.hold() {
+		return stateRef{a.state, true}
+	}
+	if cur := activeApp.Load(); cur != nil && cur.state.hold() {
+		return stateRef{cur.state, true}
+	}
+	return stateRef{state: a.state} // nothing runs: its Redis calls fail
+}
+
+// current returns the state acquire would, without a hold, for code that
+// runs while its request holds one.
+func (a *App) current() *state {
+	if a.state.refs.Load() > 0 {
+		return a.state
+	}
+	if cur := activeApp.Load(); cur != nil && cur.state.refs.Load() > 0 {
+		return cur.state
+	}
+	return a.state
+}
+
+// holdFor acquires a state for as long as ctx lives.
+func (a *App) holdFor(ctx context.Context) *state {
+	r := a.acquire()
+	if r.held {
+		context.AfterFunc(ctx, r.release)
+	}
+	return r.state
 }
 
 // Interface guards.

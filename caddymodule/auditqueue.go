@@ -12,9 +12,13 @@ import (
 // auditQueue writes the audit events of rejected requests off the request
 // path. A token bucket bounds how many are written per second, so a flood
 // of bad requests cannot flood the log or the stream; what it drops is
-// counted and reported in a summary event.
+// counted and reported in a summary event. Each event is stamped (ID and
+// time) when it is queued and logged once when it is first written; a
+// write that failed is retried with the same event, which the stream
+// takes once.
 type auditQueue struct {
 	store *keystore.Store
+	log   func(keystore.Event)
 	ch    chan keystore.Event
 
 	mu     sync.Mutex
@@ -25,8 +29,8 @@ type auditQueue struct {
 
 	suppressed atomic.Int64
 
-	// retry holds events whose write failed (Redis unreachable), oldest
-	// first, up to maxRetry; only the run goroutine touches it.
+	// retry holds logged events whose write failed (Redis unreachable),
+	// oldest first, up to maxRetry; only the run goroutine touches it.
 	retry []keystore.Event
 	lost  atomic.Int64
 }
@@ -34,8 +38,10 @@ type auditQueue struct {
 // maxRetry bounds the events kept in memory while Redis is unreachable.
 const maxRetry = 10000
 
-func newAuditQueue(store *keystore.Store, size int, perSecond, burst float64) *auditQueue {
-	return &auditQueue{store: store, ch: make(chan keystore.Event, size), rate: perSecond, burst: burst, tokens: burst}
+// newAuditQueue returns a queue writing to store and handing each event
+// to log once.
+func newAuditQueue(store *keystore.Store, log func(keystore.Event), size int, perSecond, burst float64) *auditQueue {
+	return &auditQueue{store: store, log: log, ch: make(chan keystore.Event, size), rate: perSecond, burst: burst, tokens: burst}
 }
 
 // allow takes a token from the bucket.
@@ -56,12 +62,14 @@ func (q *auditQueue) allow(now time.Time) bool {
 	return true
 }
 
-// reject queues the event of a rejected request without ever blocking.
+// reject queues the event of a rejected request without ever blocking,
+// stamped with the time of the rejection.
 func (q *auditQueue) reject(e keystore.Event) {
 	if !q.allow(time.Now()) {
 		q.suppressed.Add(1)
 		return
 	}
+	q.store.Stamp(&e)
 	select {
 	case q.ch <- e:
 	default:
@@ -97,16 +105,30 @@ func (q *auditQueue) run(ctx context.Context) {
 	}
 }
 
-// write appends e to the audit stream, keeping it for a later try if Redis
-// refuses it.
+// write logs e and appends it to the audit stream, keeping it for a later
+// try if Redis refuses it (events keep their order).
 func (q *auditQueue) write(ctx context.Context, e keystore.Event) {
+	q.store.Stamp(&e)
+	if q.log != nil {
+		q.log(e)
+	}
 	if len(q.retry) > 0 {
 		q.keep(e)
 		return
 	}
-	if err := q.store.AppendEvent(ctx, e); err != nil {
+	if err := q.writeOne(ctx, e); err != nil {
 		q.keep(e)
 	}
+}
+
+// auditWriteTimeout bounds one write, so that a hung Redis delays the
+// queue rather than stopping it.
+const auditWriteTimeout = 5 * time.Second
+
+func (q *auditQueue) writeOne(ctx context.Context, e keystore.Event) error {
+	ctx, cancel := context.WithTimeout(ctx, auditWriteTimeout)
+	defer cancel()
+	return q.store.WriteEvent(ctx, e)
 }
 
 func (q *auditQueue) keep(e keystore.Event) {
@@ -120,7 +142,7 @@ func (q *auditQueue) keep(e keystore.Event) {
 // flushRetry writes the kept events in order until one fails.
 func (q *auditQueue) flushRetry(ctx context.Context) {
 	for len(q.retry) > 0 {
-		if err := q.store.AppendEvent(ctx, q.retry[0]); err != nil {
+		if err := q.writeOne(ctx, q.retry[0]); err != nil {
 			return
 		}
 		q.retry[0] = keystore.Event{}

@@ -26,24 +26,34 @@ func cliGroup(use, short string, verbs ...*cobra.Command) *cobra.Command {
 	return c
 }
 
+// cliRoleInput is what `role add` is given.
+type cliRoleInput struct {
+	role    keystore.Role
+	replace bool
+}
+
 func cliNewRoleAddCommand(g *cliGlobals) *cobra.Command {
-	var r keystore.Role
+	var in cliRoleInput
 	c := &cobra.Command{
-		Use:   "add --id <role> --capability <capability>... [--name <name>] [--description <text>]",
-		Short: "Creates or replaces a role",
-		Args:  cobra.NoArgs,
-		RunE:  g.run(func(e *cliEnv, _ []string) error { return cliPutRole(e, r) }),
+		Use:   "add --id <role> --capability <capability>... [--name <name>] [--description <text>] [--replace]",
+		Short: "Creates a role, or replaces one with --replace",
+		Long: `Creates a role. An existing role is replaced only with --replace: its
+capabilities become those given, and its name and description change
+when given. Role names are unique, whatever their case.`,
+		Args: cobra.NoArgs,
+		RunE: g.run(func(e *cliEnv, _ []string) error { return cliAddRole(e, in) }),
 	}
-	c.Flags().StringVar(&r.ID, "id", "", "Role ID (required)")
-	c.Flags().StringArrayVar(&r.Capabilities, "capability", nil, "Capability the role grants; repeatable")
-	c.Flags().StringVar(&r.Name, "name", "", "Display name (default: the ID)")
-	c.Flags().StringVar(&r.Description, "description", "", "Description")
+	c.Flags().StringVar(&in.role.ID, "id", "", "Role ID (required)")
+	c.Flags().StringArrayVar(&in.role.Capabilities, "capability", nil, "Capability the role grants; repeatable")
+	c.Flags().StringVar(&in.role.Name, "name", "", "Display name (default: the ID)")
+	c.Flags().StringVar(&in.role.Description, "description", "", "Description")
+	c.Flags().BoolVar(&in.replace, "replace", false, "Replace the role if it exists")
 	_ = c.MarkFlagRequired("id")
 	return c
 }
 
-func cliPutRole(e *cliEnv, r keystore.Role) error {
-	saved, err := e.store.PutRole(e.ctx, r, e.op.ID)
+func cliAddRole(e *cliEnv, in cliRoleInput) error {
+	saved, err := cliSaveRole(e, in.role, in.replace)
 	if err != nil {
 		return err
 	}
@@ -52,6 +62,33 @@ func cliPutRole(e *cliEnv, r keystore.Role) error {
 	}
 	_, err = fmt.Fprintf(e.out, "Role %s saved.\n  Capabilities: %s\n", saved.ID, cliListOrNone(saved.Capabilities))
 	return err
+}
+
+// cliSaveRole creates r, or with replace updates the role of its ID if
+// there is one, as the API does: checked, atomic and audited.
+func cliSaveRole(e *cliEnv, r keystore.Role, replace bool) (*keystore.Role, error) {
+	if r.Name == "" {
+		r.Name = r.ID
+	}
+	if r.Capabilities == nil {
+		r.Capabilities = []string{}
+	}
+	saved, err := e.store.CreateRole(e.ctx, r, e.op)
+	if ce, ok := errors.AsType[*keystore.ConflictError](err); !ok || ce.Code != "role:exists" {
+		return saved, err
+	}
+	if !replace {
+		return nil, &keystore.ConflictError{Code: "role:exists", Message: fmt.Sprintf("role %q exists; add --replace to replace it", r.ID)}
+	}
+	return e.store.UpdateRole(e.ctx, r.ID, func(old *keystore.Role) {
+		old.Capabilities = r.Capabilities
+		if r.Name != r.ID {
+			old.Name = r.Name
+		}
+		if r.Description != "" {
+			old.Description = r.Description
+		}
+	}, e.op)
 }
 
 func cliNewUserCommand(g *cliGlobals) *cobra.Command {
@@ -93,13 +130,13 @@ func cliPutUser(e *cliEnv, in cliUserInput) error {
 		if err := cliCheckUser(e, o, in.capabilities); err != nil {
 			return err
 		}
-		role := cliPersonalRole(o.ID, in.capabilities)
-		if _, err := e.store.PutRole(e.ctx, role, e.op.ID); err != nil {
+		role, err := cliSaveRole(e, cliPersonalRole(o.ID, in.capabilities), true)
+		if err != nil {
 			return err
 		}
 		o.RoleIDs = append(o.RoleIDs, role.ID)
 	}
-	saved, err := e.store.PutOwner(e.ctx, o, e.op.ID)
+	saved, err := cliSaveUser(e, o)
 	if err != nil {
 		return err
 	}
@@ -113,6 +150,22 @@ func cliPutUser(e *cliEnv, in cliUserInput) error {
 	_, err = fmt.Fprintf(e.out, "User %s <%s> saved (active).\n  Roles: %s\n  Capabilities: %s\n",
 		saved.ID, saved.Email, cliListOrNone(saved.RoleIDs), cliListOrNone(p.Capabilities))
 	return err
+}
+
+// cliSaveUser creates the user o, or updates the user of its ID if there
+// is one, as the API does: checked, atomic and audited.
+func cliSaveUser(e *cliEnv, o keystore.Owner) (*keystore.Owner, error) {
+	saved, err := e.store.CreateOwner(e.ctx, o, e.op)
+	if !errors.Is(err, keystore.ErrConflict) {
+		return saved, err
+	}
+	if err := cliCheckNotServiceAccount(e, o.ID); err != nil {
+		return nil, err
+	}
+	return e.store.UpdateOwner(e.ctx, o.ID, keystore.OwnerUser, func(old *keystore.Owner) {
+		old.Email, old.FirstName, old.LastName = o.Email, o.FirstName, o.LastName
+		old.RoleIDs, old.IsActive = o.RoleIDs, o.IsActive
+	}, e.op)
 }
 
 // cliPersonalRole is the role holding the capabilities given to a user

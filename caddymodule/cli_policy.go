@@ -125,6 +125,9 @@ var cliAuditEventNames = []string{
 	keystore.EventKeyDeactivated, keystore.EventKeyRotated, keystore.EventKeyDeleted,
 	keystore.EventKeyExpired, keystore.EventKeyDeactivatedUnused, keystore.EventPolicyUpdated,
 	keystore.EventAuthFailed, keystore.EventOriginRejected, keystore.EventScopeRejected,
+	keystore.EventUserCreated, keystore.EventUserUpdated, keystore.EventUserDeleted,
+	keystore.EventServiceAccountCreated, keystore.EventServiceAccountUpdated, keystore.EventServiceAccountDeleted,
+	keystore.EventRoleCreated, keystore.EventRoleUpdated, keystore.EventRoleDeleted,
 }
 
 func cliNewAuditCommand(g *cliGlobals) *cobra.Command {

@@ -36,6 +36,8 @@ type fleetOptions struct {
 	sites string
 	// proxy holds more lines for the reverse_proxy block.
 	proxy string
+	// global holds more global options.
+	global string
 }
 
 // fleetGateway is a real Caddy with the access_keys app and one protected
@@ -50,6 +52,7 @@ const fleetCaddyfile = `{
 	admin 127.0.0.1:%[1]d
 	auto_https off
 	persist_config off
+	%[11]s
 	access_keys {
 		%[2]s
 		key_prefix %[3]s
@@ -86,7 +89,7 @@ func (g *fleetGateway) caddyfile(o fleetOptions) string {
 	if o.sentinel != "" {
 		conn = "redis_sentinel " + o.sentinel
 	}
-	return fmt.Sprintf(fleetCaddyfile, g.admin, conn, o.prefix, o.cacheTTL, o.grace, o.extra, g.site, g.upstream, o.sites, o.proxy)
+	return fmt.Sprintf(fleetCaddyfile, g.admin, conn, o.prefix, o.cacheTTL, o.grace, o.extra, g.site, g.upstream, o.sites, o.proxy, o.global)
 }
 
 // startFleetGateway starts a gateway in front of upstream.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/accessgate/accessgate/internal/gatewaytest"
 	"github.com/accessgate/accessgate/internal/redistest"
+	"github.com/accessgate/accessgate/keystore"
 )
 
 // promptly is how long a graceful stop, or a reload that replaces the
@@ -242,5 +244,126 @@ func logGoroutines(t *testing.T, gw *fleetGateway) {
 		if n > 1 {
 			t.Logf("gateway goroutines: %d × %s", n, stack)
 		}
+	}
+}
+
+// TestFleetReloadGracePeriod reloads a gateway that has a grace_period
+// with settings that replace the app's state, while requests are in
+// flight: under load, waiting for a slow upstream, and waiting for Redis
+// in the old handlers (a verification, a management API call). None may
+// fail because of the reload.
+func TestFleetReloadGracePeriod(t *testing.T) {
+	rs := redistest.Start(t)
+	px := redistest.NewHoldProxy(t, rs.Addr)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	var slowIn sync.WaitGroup
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/slow") {
+			slowIn.Done()
+			<-release
+		}
+		_, _ = io.WriteString(w, "upstream")
+	}))
+	t.Cleanup(up.Close)
+	api := gatewaytest.FreePort(t)
+	o := fleetOptions{
+		redis:  []string{px.URL()},
+		prefix: "fleetgrace",
+		global: "grace_period 30s",
+		sites:  fmt.Sprintf("http://127.0.0.1:%d {\n\taccess_keys_api\n}\n", api),
+		proxy:  "transport http {\n\t\t\tkeepalive 200ms\n\t\t}",
+	}
+	gw := startFleetGateway(t, up, o)
+	client := fleetClient(t)
+	st := newFleetStore(rs.Client(t), o.prefix)
+	st.role(t, "viewer", "viewCollectors", "createAccessKeys")
+	st.user(t, "u1", "viewer")
+	cached := st.key(t, keystore.KeySpec{OwnerID: "u1"})
+	fresh := st.key(t, keystore.KeySpec{OwnerID: "u1"})
+	wantStatus(t, client, gw.collectors(), &cached, nil, http.StatusOK)
+	assertCached(t, rs, client, gw.collectors(), &cached, nil)
+	apiURL := fmt.Sprintf("http://127.0.0.1:%d/api/v1/accessKeys/personal", api)
+	wantStatus(t, client, apiURL, &cached, nil, http.StatusOK)
+	target := gw.collectors() // Reload rewrites gw.Base (to the same value)
+
+	// Load during the reload, as in TestFleetReloads: a cached
+	// credential, so that it needs no Redis.
+	var (
+		stop      atomic.Bool
+		ok, fail  atomic.Int64
+		firstFail atomic.Value
+		wg        sync.WaitGroup
+	)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				r, err := send(client, http.MethodGet, target, &cached, nil)
+				if err != nil {
+					r, err = send(client, http.MethodGet, target, &cached, nil)
+				}
+				if err == nil && r.status == http.StatusOK {
+					ok.Add(1)
+					continue
+				}
+				fail.Add(1)
+				firstFail.CompareAndSwap(nil, fmt.Sprintf("%v %d %s", err, r.status, r.body))
+			}
+		}()
+	}
+	t.Cleanup(func() { stop.Store(true); wg.Wait() })
+
+	type result struct {
+		name   string
+		status int
+		body   string
+		err    error
+	}
+	inFlight := make(chan result, 10)
+	start := func(name, url string, c cred) {
+		go func() {
+			r, err := send(client, http.MethodGet, url, &c, nil)
+			inFlight <- result{name, r.status, string(r.body), err}
+		}()
+	}
+	// Requests waiting for the upstream across the reload.
+	const slow = 3
+	slowIn.Add(slow)
+	for range slow {
+		start("request waiting for the upstream", target+"/slow", cached)
+	}
+	slowIn.Wait()
+	// Requests waiting for Redis in the old handlers: a verification and
+	// a management API call.
+	px.Hold()
+	start("verification waiting for Redis", target, fresh)
+	start("management API call waiting for Redis", apiURL, cached)
+	waitUntil(t, 10*time.Second, "both requests waiting for Redis", func() bool {
+		return px.Held("{"+fresh.id+"}") > 0 && px.Held(":owner:{u1}:keys") > 0
+	})
+
+	o.cacheTTL = "14m" // a new state; the old one is released
+	gw.Reload(t, gw.caddyfile(o))
+	px.Release()
+	unblock()
+	for range slow + 2 {
+		r := <-inFlight
+		if r.err != nil || r.status != http.StatusOK {
+			t.Errorf("%s across the reload: %v %d %s", r.name, r.err, r.status, r.body)
+		}
+	}
+	wantStatus(t, client, target, &fresh, nil, http.StatusOK)
+	wantStatus(t, client, apiURL, &cached, nil, http.StatusOK)
+	stop.Store(true)
+	wg.Wait()
+	if fail.Load() > 0 {
+		t.Errorf("%d of %d requests failed during the reload; first: %v", fail.Load(), ok.Load()+fail.Load(), firstFail.Load())
+	}
+	if strings.Contains(gw.Logs(), "panic") {
+		t.Error("the gateway log shows a panic")
 	}
 }

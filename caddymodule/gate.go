@@ -44,7 +44,8 @@ func (g *gate) provision(ctx caddy.Context, realm string) error {
 // only on a miss, since an entry exists only for a verified credential and
 // its key is a digest of the very secret presented.
 func (g *gate) check(w http.ResponseWriter, r *http.Request) (*entry, bool) {
-	st := g.app.state
+	st := g.app.acquire()
+	defer st.release()
 	var buf basicBuf
 	idb, secb, ok := decodeBasic(headerValue(r.Header, "Authorization"), &buf)
 	if !ok || !keystore.ValidAccessID(string(idb)) || len(secb) != keystore.AccessKeyLen {
@@ -76,7 +77,7 @@ func (g *gate) verify(w http.ResponseWriter, r *http.Request, k credKey, id, sec
 		g.malformed(w, r, id)
 		return nil, false
 	}
-	e, err := g.app.state.verify(r.Context(), k, id, secret, clientIP(r))
+	e, err := g.app.current().verify(r.Context(), k, id, secret, clientIP(r))
 	if err == nil {
 		return e, true
 	}
@@ -106,7 +107,7 @@ func (g *gate) verify(w http.ResponseWriter, r *http.Request, k credKey, id, sec
 // malformed answers a request without well-formed credentials; id is the
 // Access ID presented, if any.
 func (g *gate) malformed(w http.ResponseWriter, r *http.Request, id string) {
-	g.app.state.failed("", clientIP(r))
+	g.app.current().failed("", clientIP(r))
 	g.reject(w, r, rejection{status: http.StatusUnauthorized, reason: string(keystore.ReasonMalformed), accessID: printableID(id)})
 }
 

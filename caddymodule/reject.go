@@ -75,7 +75,7 @@ func (g *gate) reject(w http.ResponseWriter, r *http.Request, rej rejection) {
 	}
 	logged := false
 	if rej.status == http.StatusServiceUnavailable {
-		if suppressed, ok := g.errLog.allow(g.app.state.now()); ok {
+		if suppressed, ok := g.errLog.allow(g.app.current().now()); ok {
 			fields := []zap.Field{zap.String("error_id", errID), zap.String("access_id", rej.accessID), zap.Error(rej.err)}
 			if suppressed > 0 {
 				fields = append(fields, zap.Int64("suppressed", suppressed))
@@ -106,9 +106,9 @@ func (g *gate) reject(w http.ResponseWriter, r *http.Request, rej rejection) {
 		if rej.scope != "" {
 			ev.Details["scope"] = rej.scope
 		}
-		g.app.state.audit.reject(ev)
+		g.app.current().audit.reject(ev)
 	}
-	g.app.state.metrics.count(outcomeOf(rej.status))
+	g.app.current().metrics.count(outcomeOf(rej.status))
 	if rej.status == statusClientClosed {
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(statusClientClosed)

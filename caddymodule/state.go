@@ -96,6 +96,11 @@ type state struct {
 
 	subscriptionUp atomic.Bool
 
+	// refs counts the holds on the state: one of the usage pool while an
+	// app instance uses it, and one per request using it. The last
+	// release closes it, so a reload never closes a state under a request.
+	refs atomic.Int64
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -145,6 +150,7 @@ func newState(cfg App) (*state, error) {
 		return nil, err
 	}
 	s := &state{cfg: cfg, rdb: rdb, now: time.Now, clock: authcache.NewClock(), metrics: newStateMetrics(), lastUsed: newLastUseTracker()}
+	s.refs.Store(1) // the usage pool's
 	rdb.AddHook(redisHook{s.metrics})
 	if _, err := rand.Read(s.salt[:]); err != nil {
 		return nil, err
@@ -168,7 +174,7 @@ func newState(cfg App) (*state, error) {
 	window := time.Duration(cfg.FailureWindow)
 	s.byClient = newFailureLimiter(cfg.MaxFailuresPerClient, window, 100000)
 	s.byKey = newFailureLimiter(cfg.MaxFailuresPerKey, window, 100000)
-	s.audit = newAuditQueue(s.store, 1024, 20, 100)
+	s.audit = newAuditQueue(s.store, logEvent, 1024, 20, 100)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -186,32 +192,37 @@ func newState(cfg App) (*state, error) {
 }
 
 // sweep records expired and unused keys as deactivated. One instance per
-// interval does the work; the store makes each change exactly once anyway.
+// interval does the work, under a lease that lasts as long as the work
+// does; the store makes each change exactly once anyway.
 func (s *state) sweep(ctx context.Context) {
+	// A lease that cannot be taken (Redis unreachable) means no sweep
+	// this interval; the next one tries again.
 	interval := time.Duration(s.cfg.SweepInterval)
-	if ok, err := s.store.TryLock(ctx, "sweep", interval*9/10); err != nil || !ok {
-		return
-	}
-	res, err := s.store.Sweep(ctx)
-	if err != nil {
-		s.logger().Warn("sweep failed", zap.Error(err))
-		return
-	}
-	if res.Expired+res.Unused > 0 {
-		s.logger().Info("keys deactivated by policy", zap.Int("expired", res.Expired), zap.Int("unused", res.Unused), zap.Int("scanned", res.Scanned))
-	}
-	// The index repair scans every record, so one instance runs it at most
-	// once per repairInterval.
-	if ok, err := s.store.TryLock(ctx, "repair", repairInterval); err != nil || !ok {
-		return
-	}
+	_, _ = s.store.WithLease(ctx, "sweep", interval*9/10, func(ctx context.Context) {
+		res, err := s.store.Sweep(ctx)
+		if err != nil {
+			s.logger().Warn("sweep failed", zap.Error(err))
+			return
+		}
+		if res.Expired+res.Unused > 0 {
+			s.logger().Info("keys deactivated by policy", zap.Int("expired", res.Expired), zap.Int("unused", res.Unused), zap.Int("scanned", res.Scanned))
+		}
+		// The index repair scans every record, so one instance runs it
+		// at most once per repairInterval.
+		_, _ = s.store.WithLease(ctx, "repair", repairInterval, s.repair)
+	})
+}
+
+// repair makes the key indexes agree with the records.
+func (s *state) repair(ctx context.Context) {
 	rep, err := s.store.RepairIndexes(ctx)
 	if err != nil {
 		s.logger().Warn("index repair failed", zap.Error(err))
 		return
 	}
 	if rep != (keystore.RepairResult{}) {
-		s.logger().Info("key indexes repaired", zap.Int("indexed", rep.Indexed), zap.Int("unindexed", rep.Unindexed), zap.Int("pending_removed", rep.PendingRemoved))
+		s.logger().Info("key indexes repaired", zap.Int("indexed", rep.Indexed), zap.Int("unindexed", rep.Unindexed),
+			zap.Int("pending_removed", rep.PendingRemoved), zap.Int("last_used_removed", rep.LastUsedRemoved))
 	}
 }
 
@@ -219,7 +230,7 @@ func (s *state) sweep(ctx context.Context) {
 // records.
 const repairInterval = time.Hour
 
-// loop runs fn in a goroutine that Destruct waits for.
+// loop runs fn in a goroutine that close waits for.
 func (s *state) loop(ctx context.Context, fn func(context.Context)) {
 	s.wg.Add(1)
 	go func() {
@@ -244,9 +255,44 @@ func (s *state) every(ctx context.Context, d time.Duration, fn func(context.Cont
 	})
 }
 
-// Destruct stops the loops and closes the Redis client; the usage pool
-// calls it when the last app instance using this state is cleaned up.
+// Destruct releases the usage pool's hold, which it calls when the last
+// app instance using the state is cleaned up. The state closes then, or,
+// when requests still use it (old handlers after a reload), once the last
+// of them releases it.
 func (s *state) Destruct() error {
+	if s.refs.Add(-1) == 0 {
+		return s.close()
+	}
+	return nil
+}
+
+// hold takes a hold on the state for a request, unless it is closing.
+func (s *state) hold() bool {
+	for {
+		n := s.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if s.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// release ends a request's hold. The last release of a state that the
+// usage pool has released closes it, off the request's path.
+func (s *state) release() {
+	if s.refs.Add(-1) == 0 {
+		go func() {
+			if err := s.close(); err != nil {
+				s.logger().Warn("closing the state of replaced settings", zap.Error(err))
+			}
+		}()
+	}
+}
+
+// close stops the loops and closes the Redis client.
+func (s *state) close() error {
 	s.cancel()
 	s.wg.Wait()
 	flush, cancel := context.WithTimeout(context.Background(), 2*time.Second)

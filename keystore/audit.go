@@ -3,6 +3,7 @@ package keystore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -71,8 +72,11 @@ type Event struct {
 	Details map[string]any `json:"details,omitempty"`
 }
 
-// finish fills the generated fields of e.
-func (s *Store) finish(e *Event) {
+// Stamp fills the generated fields of e that are still empty: a new
+// eventId and the current time as eventTime. An event keeps them through
+// every try to write it, so a caller that stamps an event when it happens
+// and writes it later, or again, records it once, at the time it happened.
+func (s *Store) Stamp(e *Event) {
 	if e.EventID == "" {
 		e.EventID = uuid.NewString()
 	}
@@ -83,23 +87,56 @@ func (s *Store) finish(e *Event) {
 	e.Subsystem = Subsystem
 }
 
-// AppendEvent writes e to the capped audit stream and hands it to the
-// OnEvent hook.
+// AppendEvent stamps e, hands it to the OnEvent hook and writes it to the
+// capped audit stream. The hook gets the event once, even when the write
+// fails; a caller that tries again uses WriteEvent.
 func (s *Store) AppendEvent(ctx context.Context, e Event) error {
-	s.finish(&e)
+	s.Stamp(&e)
 	if s.onEvent != nil {
 		s.onEvent(e)
+	}
+	return s.WriteEvent(ctx, e)
+}
+
+// auditMarkerTTL is how long the marker of a written event lasts. A try
+// that timed out may still reach Redis and run later (when a hung server
+// resumes, it runs what it was sent before it gets the next try); the
+// marker must outlive that gap, which is a few seconds of retries.
+const auditMarkerTTL = 10 * time.Minute
+
+// appendOnce adds an event to the stream unless its marker says it is
+// there already. KEYS: stream, marker. ARGV: max length, event JSON,
+// marker TTL in seconds.
+var appendOnce = redis.NewScript(`
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then
+	return 0
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[2])
+return 1
+`)
+
+// WriteEvent writes a stamped event to the capped audit stream, without
+// calling the OnEvent hook. Writing an event again, after a failure, is
+// safe: the stream holds each eventId once, also when the failed try
+// reached Redis after all.
+func (s *Store) WriteEvent(ctx context.Context, e Event) error {
+	if e.EventID == "" || e.EventTime.IsZero() {
+		return errors.New("keystore: audit event not stamped")
 	}
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
-	return s.rdb.XAdd(ctx, &redis.XAddArgs{
-		Stream: s.auditKey(),
-		MaxLen: s.auditN,
-		Approx: true,
-		Values: []string{"event", string(b)},
-	}).Err()
+	return appendOnce.Run(ctx, s.rdb, []string{s.auditKey(), s.auditMarkerKey(e.EventID)},
+		s.auditN, string(b), int64(auditMarkerTTL/time.Second)).Err()
+}
+
+// auditMarkerKey names the marker saying that event id is in the stream.
+// Its hash tag is the stream's whole name, so that both share a Redis
+// Cluster slot (the stream's name has no braces: the prefix cannot have
+// any).
+func (s *Store) auditMarkerKey(id string) string {
+	return s.prefix + ":auditid:{" + s.auditKey() + "}:" + id
 }
 
 // emit records the audit event of a change that already happened. The

@@ -299,3 +299,37 @@ func TestAppendEventFillsFields(t *testing.T) {
 		t.Errorf("a corrupt event gave %v", err)
 	}
 }
+
+// TestWriteEventOnce writes one stamped event three times, as a caller
+// retrying after failures does: the stream holds it once, with its ID and
+// time, and the OnEvent hook is not called by WriteEvent.
+func TestWriteEventOnce(t *testing.T) {
+	f := newFixture(t)
+	hooked := len(f.log.all())
+	e := Event{EventName: EventAuthFailed, AccessKey: &KeyRef{AccessID: "su0000000000AA"}}
+	f.store.Stamp(&e)
+	id, at := e.EventID, e.EventTime
+	f.clock.Advance(time.Minute)
+	f.store.Stamp(&e)
+	if e.EventID != id || !e.EventTime.Equal(at) {
+		t.Fatalf("stamping again changed the event: %s@%v, was %s@%v", e.EventID, e.EventTime, id, at)
+	}
+	for range 3 {
+		if err := f.store.WriteEvent(f.ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := f.store.Events(f.ctx, EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].EventID != id || !got[0].EventTime.Equal(at) {
+		t.Errorf("stream after three writes of one event: %+v", got)
+	}
+	if n := len(f.log.all()) - hooked; n != 0 {
+		t.Errorf("WriteEvent called the OnEvent hook %d times", n)
+	}
+	if err := f.store.WriteEvent(f.ctx, Event{EventName: EventAuthFailed}); err == nil {
+		t.Error("WriteEvent wrote an event without ID and time")
+	}
+}

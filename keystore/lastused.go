@@ -2,6 +2,8 @@ package keystore
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -27,26 +29,52 @@ return n
 const lastUsedBatch = 500
 
 // RecordLastUsed writes last-use times gathered in memory. A time never
-// moves backwards, whatever order instances flush in. Keys that no longer
-// exist are skipped by the caller's next read (the hash entry is removed
-// when a key is deleted).
+// moves backwards, whatever order instances flush in. Only keys still
+// listed get a time: a key deleted or rotated out since its use had its
+// time removed with its index entries, and must not get it back. A flush
+// that checked a key just before its removal can still leave a time
+// behind; RepairIndexes removes it.
 func (s *Store) RecordLastUsed(ctx context.Context, uses map[string]time.Time) error {
+	ids := make([]string, 0, len(uses))
+	for id := range uses {
+		ids = append(ids, id)
+	}
 	args := make([]any, 0, 2*min(len(uses), lastUsedBatch))
-	flush := func() error {
-		if len(args) == 0 {
-			return nil
+	for chunk := range slices.Chunk(ids, lastUsedBatch) {
+		listed, err := s.listed(ctx, chunk)
+		if err != nil {
+			return err
 		}
-		err := maxLastUsed.Run(ctx, s.rdb, []string{s.lastUsedKey()}, args...).Err()
 		args = args[:0]
-		return err
-	}
-	for id, t := range uses {
-		args = append(args, id, strconv.FormatInt(t.UnixMilli(), 10))
-		if len(args) == 2*lastUsedBatch {
-			if err := flush(); err != nil {
-				return err
-			}
+		for _, id := range listed {
+			args = append(args, id, strconv.FormatInt(uses[id].UnixMilli(), 10))
+		}
+		if len(args) == 0 {
+			continue
+		}
+		if err := maxLastUsed.Run(ctx, s.rdb, []string{s.lastUsedKey()}, args...).Err(); err != nil {
+			return err
 		}
 	}
-	return flush()
+	return nil
+}
+
+// listed returns those of ids that the keys index lists, in one round
+// trip.
+func (s *Store) listed(ctx context.Context, ids []string) ([]string, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.FloatCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.ZScore(ctx, s.keysIndex(), id)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := ids[:0:0]
+	for i, c := range cmds {
+		if c.Err() == nil {
+			out = append(out, ids[i])
+		}
+	}
+	return out, nil
 }

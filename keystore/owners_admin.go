@@ -130,6 +130,9 @@ func (s *Store) CreateOwner(ctx context.Context, o Owner, op Operator) (*Owner, 
 	}
 	s.publish(ctx, invalidateOwnerPfx+o.ID)
 	s.emit(ctx, Event{EventName: ownerEvent(o.Kind, EventUserCreated, EventServiceAccountCreated), Operator: op, To: ownerView(&o), Details: ownerDetails(&o)})
+	if now := s.dropDeletedRoles(ctx, o.ID, o.RoleIDs, op); now != nil {
+		return now, nil
+	}
 	return &o, nil
 }
 
@@ -172,6 +175,10 @@ func (s *Store) UpdateOwner(ctx context.Context, id string, kind OwnerKind, chan
 		s.publish(ctx, invalidateOwnerPfx+id)
 		s.emit(ctx, Event{EventName: ownerEvent(kind, EventUserUpdated, EventServiceAccountUpdated), Operator: op,
 			From: ownerView(&before), To: ownerView(&after), Details: ownerDetails(&after)})
+		added := slices.DeleteFunc(slices.Clone(after.RoleIDs), func(r string) bool { return slices.Contains(before.RoleIDs, r) })
+		if now := s.dropDeletedRoles(ctx, id, added, op); now != nil {
+			return now, nil
+		}
 	}
 	return &after, nil
 }
@@ -469,9 +476,21 @@ func (s *Store) CreateRole(ctx context.Context, r Role, op Operator) (*Role, err
 	if err := validateRole(&r); err != nil {
 		return nil, err
 	}
+	// Users and service accounts may still refer to a role deleted under
+	// this ID (a change interrupted between its steps, or data of an
+	// earlier version): the new role must not reach them.
+	exists, err := s.rdb.HExists(ctx, s.rolesKey(), r.ID).Result()
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		if err := s.dropRoleRefs(ctx, r.ID, op); err != nil {
+			return nil, err
+		}
+	}
 	now := s.Now()
 	r.CreatedAt, r.CreatedBy, r.ModifiedAt, r.ModifiedBy = now, op.ID, now, op.ID
-	err := s.update(ctx, s.rolesKey(), func(tx *redis.Tx) error {
+	err = s.update(ctx, s.rolesKey(), func(tx *redis.Tx) error {
 		roles, err := s.txRoles(ctx, tx)
 		if err != nil {
 			return err
@@ -578,7 +597,111 @@ func (s *Store) DeleteRole(ctx context.Context, id string, op Operator) error {
 	}
 	s.publish(ctx, invalidateAll)
 	s.emit(ctx, Event{EventName: EventRoleDeleted, Operator: op, From: roleView(&gone), Details: map[string]any{"roleId": id}})
+	// An assignment that checked the role before it was deleted may have
+	// been written since the holders were counted. Should this fail, the
+	// references stay harmless until the role is created again, which
+	// takes them off first.
+	_ = s.dropRoleRefs(ctx, id, op)
 	return nil
+}
+
+// dropRoleRefs takes the role id off every owner that holds it, unless
+// the role exists again.
+//
+// A role deleted while it is being given to an owner must not stay on the
+// owner: created again under its ID, it would grant its new capabilities
+// to owners nobody gave it to. The roles hash and the owners live in
+// different Redis Cluster slots, so no transaction covers both; instead
+// each side writes first and checks the other after. DeleteRole removes
+// the role, then takes it off every owner holding it; an owner change
+// that adds roles writes the owner, then takes off the roles that no
+// longer exist. Whatever the interleaving, one of the two sees the
+// other's write. CreateRole takes its ID off every owner first, for
+// references left by a change interrupted between its two steps.
+func (s *Store) dropRoleRefs(ctx context.Context, id string, op Operator) error {
+	holders, err := s.roleHolders(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, ownerID := range holders {
+		if exists, err := s.rdb.HExists(ctx, s.rolesKey(), id).Result(); err != nil || exists {
+			return err
+		}
+		if _, err := s.dropRoles(ctx, ownerID, []string{id}, op); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropDeletedRoles takes those of roleIDs that no longer exist off the
+// owner, after a change gave them to it. It returns the owner as it is
+// then, or nil if it had nothing to take off (or could not tell: the
+// references stay until the role is created again, which takes them off).
+func (s *Store) dropDeletedRoles(ctx context.Context, ownerID string, roleIDs []string, op Operator) *Owner {
+	if len(roleIDs) == 0 {
+		return nil
+	}
+	vals, err := s.rdb.HMGet(ctx, s.rolesKey(), roleIDs...).Result()
+	if err != nil {
+		return nil
+	}
+	var gone []string
+	for i, v := range vals {
+		if v == nil {
+			gone = append(gone, roleIDs[i])
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	o, err := s.dropRoles(ctx, ownerID, gone, op)
+	if err != nil {
+		return nil
+	}
+	return o
+}
+
+// dropRoles takes the roles ids, which no longer exist, off an owner,
+// with an audit event of the change. It returns the owner as it is then
+// (nil if it is gone).
+func (s *Store) dropRoles(ctx context.Context, ownerID string, ids []string, op Operator) (*Owner, error) {
+	var before, after Owner
+	found, changed := false, false
+	err := s.update(ctx, s.ownerKey(ownerID), func(tx *redis.Tx) error {
+		b, err := tx.Get(ctx, s.ownerKey(ownerID)).Bytes()
+		if errors.Is(err, redis.Nil) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &before); err != nil {
+			return fmt.Errorf("corrupt owner record %s: %w", ownerID, err)
+		}
+		found = true
+		after = before
+		after.RoleIDs = slices.DeleteFunc(slices.Clone(before.RoleIDs), func(r string) bool { return slices.Contains(ids, r) })
+		if changed = len(after.RoleIDs) != len(before.RoleIDs); !changed {
+			return nil
+		}
+		after.ModifiedAt, after.ModifiedBy = s.Now(), op.ID
+		nb, _ := json.Marshal(&after)
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, s.ownerKey(ownerID), nb, 0)
+			return nil
+		})
+		return err
+	})
+	if err != nil || !found {
+		return nil, err
+	}
+	if changed {
+		s.publish(ctx, invalidateOwnerPfx+ownerID)
+		s.emit(ctx, Event{EventName: ownerEvent(after.Kind, EventUserUpdated, EventServiceAccountUpdated), Operator: op,
+			From: ownerView(&before), To: ownerView(&after), Reason: "role_deleted", Details: ownerDetails(&after)})
+	}
+	return &after, nil
 }
 
 // roleHolders returns the IDs of the owners holding role id, sorted.

@@ -383,3 +383,90 @@ func TestDescribeScope(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminDeleteRoleRacesAssignment deletes roles while another writer
+// gives them to users. Either may win, but a deleted role must never
+// stay on a user: a role created again under its ID would grant its new
+// capabilities to users who were never given it.
+func TestAdminDeleteRoleRacesAssignment(t *testing.T) {
+	f := newFixture(t)
+	const rounds, users = 100, 4
+	for u := range users {
+		if _, err := f.store.CreateOwner(f.ctx, Owner{ID: fmt.Sprintf("racer%d", u), Kind: OwnerUser, Email: testEmail, IsActive: true}, testOp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale := 0
+	for i := range rounds {
+		role := fmt.Sprintf("racing%d", i)
+		if _, err := f.store.CreateRole(f.ctx, Role{ID: role, Name: role, Capabilities: []string{"viewCollectors"}}, testOp); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		wg.Add(users + 1)
+		go func() {
+			defer wg.Done()
+			if err := f.store.DeleteRole(f.ctx, role, testOp); err != nil && !errors.Is(err, ErrConflict) {
+				t.Error(err)
+			}
+		}()
+		for u := range users {
+			go func() {
+				defer wg.Done()
+				_, err := f.store.UpdateOwner(f.ctx, fmt.Sprintf("racer%d", u), OwnerUser, func(o *Owner) {
+					o.RoleIDs = append(o.RoleIDs, role)
+				}, testOp)
+				var v *ValidationError
+				if err != nil && !errors.As(err, &v) && !errors.Is(err, ErrConflict) {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if _, err := f.store.Role(f.ctx, role); !errors.Is(err, ErrNotFound) {
+			continue
+		}
+		for u := range users {
+			o, err := f.store.Owner(f.ctx, fmt.Sprintf("racer%d", u))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(o.RoleIDs, role) {
+				stale++
+				t.Errorf("round %d: role %s is deleted but user %s still holds it", i, role, o.ID)
+			}
+		}
+	}
+	t.Logf("%d deleted roles left on users in %d rounds", stale, rounds)
+}
+
+// TestAdminCreateRoleGrantsNothingStale creates a role under the ID of a
+// deleted one that a user still refers to (left by an earlier version or
+// an interrupted change): the new role must not reach that user.
+func TestAdminCreateRoleGrantsNothingStale(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.store.CreateRole(f.ctx, Role{ID: "auditors", Name: "Auditors", Capabilities: []string{"viewCollectors"}}, testOp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.CreateOwner(f.ctx, Owner{ID: "olduser", Kind: OwnerUser, Email: testEmail, RoleIDs: []string{"auditors"}, IsActive: true}, testOp); err != nil {
+		t.Fatal(err)
+	}
+	// The role removed behind the user's back, as a delete racing an
+	// assignment could.
+	if err := f.rdb.HDel(f.ctx, f.store.rolesKey(), "auditors").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.CreateRole(f.ctx, Role{ID: "auditors", Name: "Auditors again", Capabilities: []string{"manageAccessKeys"}}, testOp); err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.store.Principal(f.ctx, "olduser")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(p.Capabilities, "manageAccessKeys") {
+		t.Errorf("the role created again granted its capabilities to a user of the deleted one: %v", p.Capabilities)
+	}
+	if o, err := f.store.Owner(f.ctx, "olduser"); err != nil || slices.Contains(o.RoleIDs, "auditors") {
+		t.Errorf("user of the deleted role still refers to it: %+v, %v", o, err)
+	}
+}

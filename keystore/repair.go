@@ -3,6 +3,7 @@ package keystore
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,9 @@ type RepairResult struct {
 	Indexed        int // live records missing from an index, re-added
 	Unindexed      int // index entries whose record is gone, removed
 	PendingRemoved int // abandoned pending records, deleted
+	// LastUsedRemoved counts last-use times of keys that are gone,
+	// removed.
+	LastUsedRemoved int
 }
 
 // RepairIndexes makes the cross-slot indexes agree with the key records.
@@ -112,9 +116,54 @@ func (s *Store) RepairIndexes(ctx context.Context) (RepairResult, error) {
 			res.Unindexed++
 		}
 		if len(ids) < 1000 {
-			return res, nil
+			break
 		}
 		start = "(" + ids[len(ids)-1]
+	}
+	n, err := s.repairLastUsed(ctx, seen)
+	res.LastUsedRemoved = n
+	return res, err
+}
+
+// repairLastUsed removes the last-use times of keys that are neither live
+// (in seen) nor listed in the keys index: times a flush wrote while the
+// key was being deleted or rotated out.
+func (s *Store) repairLastUsed(ctx context.Context, seen map[string]bool) (int, error) {
+	removed := 0
+	var cursor uint64
+	for {
+		kv, next, err := s.rdb.HScan(ctx, s.lastUsedKey(), cursor, "", 1000).Result()
+		if err != nil {
+			return removed, err
+		}
+		var unseen []string
+		for i := 0; i+1 < len(kv); i += 2 {
+			if !seen[kv[i]] {
+				unseen = append(unseen, kv[i])
+			}
+		}
+		if len(unseen) > 0 {
+			listed, err := s.listed(ctx, unseen)
+			if err != nil {
+				return removed, err
+			}
+			live := make(map[string]bool, len(listed))
+			for _, id := range listed {
+				live[id] = true
+			}
+			gone := slices.DeleteFunc(unseen, func(id string) bool { return live[id] })
+			if len(gone) > 0 {
+				n, err := s.rdb.HDel(ctx, s.lastUsedKey(), gone...).Result()
+				if err != nil {
+					return removed, err
+				}
+				removed += int(n)
+			}
+		}
+		if next == 0 {
+			return removed, nil
+		}
+		cursor = next
 	}
 }
 

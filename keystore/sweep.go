@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -132,11 +131,4 @@ func (s *Store) deactivateBySweep(ctx context.Context, id string, reason Reason)
 		To:        map[string]bool{"enabled": false},
 	})
 	return true, nil
-}
-
-// TryLock takes a short lease named name for ttl, so that only one
-// instance runs a periodic job per interval. It reports whether this
-// caller got it.
-func (s *Store) TryLock(ctx context.Context, name string, ttl time.Duration) (bool, error) {
-	return s.rdb.SetNX(ctx, s.prefix+":lock:"+name, "1", ttl).Result()
 }
