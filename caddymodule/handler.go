@@ -153,7 +153,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // missingScope returns the first scope a request needs that the identity
 // lacks, and whether any rule matched the request at all.
 func (h *Handler) missingScope(r *http.Request, ident *keystore.Identity) (missing string, mapped bool, err error) {
-	if h.memo == nil {
+	if !h.memo.holds(r) {
 		return h.missingScopeByRules(r, ident)
 	}
 	matched, known := h.memo.get(r)
