@@ -96,7 +96,7 @@ func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	if !ok {
 		return next.ServeHTTP(w, r)
 	}
-	if r.Method == http.MethodOptions {
+	if isPreflight(r) {
 		return (&Handler{}).preflight(w, r, next)
 	}
 	if sameOrigin(r) {

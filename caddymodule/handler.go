@@ -50,9 +50,10 @@ type Handler struct {
 	// default it is removed.
 	PassCredentials bool `json:"pass_credentials,omitempty"`
 
-	// Preflight decides CORS preflight (OPTIONS) requests, which never
-	// carry credentials: respond (default) answers 204 with the CORS
-	// headers; pass hands them to the next handler.
+	// Preflight decides CORS preflight requests (OPTIONS with Origin and
+	// Access-Control-Request-Method), which never carry credentials:
+	// respond (default) answers 204 with the CORS headers; pass hands them
+	// to the next handler. Any other OPTIONS request needs credentials.
 	Preflight string `json:"preflight,omitempty"`
 
 	gate       gate
@@ -109,7 +110,7 @@ func (h *Handler) Validate() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if r.Method == http.MethodOptions {
+	if isPreflight(r) {
 		return h.preflight(w, r, next)
 	}
 	e, ok := h.gate.check(w, r)
@@ -203,6 +204,14 @@ func (h *Handler) matchingRules(r *http.Request) ([]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// isPreflight reports whether r is a CORS preflight: an OPTIONS request
+// with Origin and Access-Control-Request-Method. Any other OPTIONS request
+// needs credentials like every other method.
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && headerValue(r.Header, "Origin") != "" &&
+		headerValue(r.Header, "Access-Control-Request-Method") != ""
 }
 
 // preflight answers or passes a CORS preflight without credential work.
