@@ -135,6 +135,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	hdr[HeaderAccessID] = vals[valAccessID : valAccessID+1 : valAccessID+1]
 	hdr[HeaderAccessOwner] = vals[valOwner : valOwner+1 : valOwner+1]
 	hdr[HeaderAccessScopes] = vals[valScopes : valScopes+1 : valScopes+1]
+	guardIdentityHeaders(r)
 	if !h.PassCredentials {
 		delete(hdr, "Authorization")
 	}
@@ -221,6 +222,7 @@ func (h *Handler) preflight(w http.ResponseWriter, r *http.Request, next caddyht
 	delete(hdr, HeaderAccessOwner)
 	delete(hdr, HeaderAccessScopes)
 	if h.passPreflt {
+		guardIdentityTrailers(r)
 		return next.ServeHTTP(w, r)
 	}
 	wh := w.Header()
