@@ -56,9 +56,19 @@ type Handler struct {
 	// to the next handler. Any other OPTIONS request needs credentials.
 	Preflight string `json:"preflight,omitempty"`
 
+	// StrictPaths refuses, with 400 and before any credential work, a
+	// request path the upstream might read otherwise than the scope rules
+	// judged it: one with a dot segment in any spelling (`..`, `.`,
+	// `..;x`, `%2e%2e`), a backslash (raw or `%5c`) or an encoded percent
+	// sign (`%25`, double encoding). Default: true; false turns the check
+	// off, for upstreams that need such paths.
+	StrictPaths *bool `json:"strict_paths,omitempty"`
+
 	gate       gate
 	allowAny   bool
 	passPreflt bool
+	// laxPaths is StrictPaths turned off: the zero value is strict.
+	laxPaths bool
 	// memo remembers rule matches per path; nil when rules use
 	// placeholders or escaped patterns.
 	memo *routeMemo
@@ -79,6 +89,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.allowAny = h.Unmapped == UnmappedAllow
 	h.passPreflt = h.Preflight == PreflightPass
+	h.laxPaths = h.StrictPaths != nil && !*h.StrictPaths
 	if memoizable(h.Scopes) {
 		h.memo = new(routeMemo)
 	}
@@ -110,6 +121,10 @@ func (h *Handler) Validate() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if !h.laxPaths && badRequestPath(r) {
+		h.refuseBadPath(w, r)
+		return nil
+	}
 	if isPreflight(r) {
 		return h.preflight(w, r, next)
 	}
