@@ -147,6 +147,7 @@ func FuzzHandlerCaddyfile(f *testing.F) {
 	for _, s := range []string{
 		"access_keys {\n scope viewCollectors GET /a /b/*\n unmapped allow\n}",
 		"access_keys {\n realm \"x\"\n pass_credentials\n preflight respond\n}",
+		"access_keys {\n strict_paths off\n}",
 		"access_keys {\n scope a * *\n}",
 		"access_keys {\n scope {\n}",
 	} {

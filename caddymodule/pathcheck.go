@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -16,26 +17,55 @@ import (
 // Windows, a second decoding pass), so the upstream could serve another
 // path than the one the scope rules judged.
 //
+// An opaque request target (`GET http:..;/x`), which the scope rules see
+// as an empty path while reverse_proxy forwards it as the target, is
+// refused too.
+//
 // The decoded path (URL.Path, what the scope rules see) is checked, and
 // the raw one too when net/http kept it (URL.RawPath, set when the client
 // spelled the path otherwise than its default encoding): every raw
 // spelling above decodes into a form refused in the decoded path (`..`,
 // `\`, `%`). It allocates nothing.
 func badRequestPath(r *http.Request) bool {
-	return badPath(r.URL.Path, false) || r.URL.RawPath != "" && badPath(r.URL.RawPath, true)
+	return r.URL.Opaque != "" || badDecodedPath(r.URL.Path) || r.URL.RawPath != "" && badEscapedPath(r.URL.RawPath)
 }
 
-// badPath scans p for a dot segment, a backslash or a percent sign; with
-// escaped set it reads p as percent-encoded (a `%` starts an escape, and
-// an invalid escape is refused), so `%2e`, `%2f`, `%3b` and `%5c` count
-// as `.`, `/`, `;` and `\`, and `%25` as an encoded percent sign.
-func badPath(p string, escaped bool) bool {
+// badDecodedPath reports whether the decoded path p has a dot segment, a
+// backslash or a percent sign. It looks only at the dots, found with
+// strings.IndexByte, since most paths have none.
+func badDecodedPath(p string) bool {
+	if strings.IndexByte(p, '\\') >= 0 || strings.IndexByte(p, '%') >= 0 {
+		return true
+	}
+	for i := strings.IndexByte(p, '.'); i >= 0; {
+		if i == 0 || p[i-1] == '/' { // a segment starts with a dot
+			j := i + 1
+			if j < len(p) && p[j] == '.' {
+				j++
+			}
+			if j == len(p) || p[j] == '/' || p[j] == ';' {
+				return true
+			}
+		}
+		next := strings.IndexByte(p[i+1:], '.')
+		if next < 0 {
+			break
+		}
+		i += 1 + next
+	}
+	return false
+}
+
+// badEscapedPath reports whether the percent-encoded path p has a dot
+// segment, a backslash or an encoded percent sign, reading `%2e`, `%2f`,
+// `%3b` and `%5c` as `.`, `/`, `;` and `\`. An invalid escape is refused.
+func badEscapedPath(p string) bool {
 	// dots counts the dots that begin the current segment; -1 once the
 	// segment has anything else (it can then be no dot segment).
 	dots := 0
 	for i := 0; i < len(p); i++ {
 		c := p[i]
-		if escaped && c == '%' {
+		if c == '%' {
 			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
 				return true
 			}

@@ -46,6 +46,10 @@ func TestBadRequestPath(t *testing.T) {
 		{"/a/%252e%252e/b", true},
 		{"/a/%25", true},
 		{"/a/%2541", true},
+		{"http:..;/x", true},
+		{"http:x", true},
+		{"http://example.com/a/b", false},
+		{"http://example.com/a/%2e%2e/b", true},
 	}
 	for _, tc := range tests {
 		u, err := url.ParseRequestURI(tc.target)
@@ -84,7 +88,7 @@ func FuzzStrictPath(f *testing.F) {
 	for _, s := range []string{
 		"/api/v1/collectors/7", "/api/v1/collectors/..;/search/x", "/api/v1/collectors/%5c..%5csearch%5cx",
 		"/api/v1/collectors/%252e%252e/search/x", "/a/%2E./b", "/a/.;x", "/a%2f..", "*", "/a/...", "/%41?x=..",
-		"http://example.com/a/../b", "/a\\b",
+		"http://example.com/a/../b", "/a\\b", "http:..;/x",
 	} {
 		f.Add(s)
 	}
@@ -93,8 +97,14 @@ func FuzzStrictPath(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if p := u.Path; !strings.Contains(p, "%") && badDecodedPath(p) != badEscapedPath(p) {
+			t.Fatalf("%q: the decoded and the escaped check disagree on %q", target, p)
+		}
 		if badRequestPath(&http.Request{URL: u, RequestURI: target}) {
 			return
+		}
+		if u.Opaque != "" {
+			t.Fatalf("%q accepted: opaque target %q", target, u.Opaque)
 		}
 		forwarded, err := url.PathUnescape(u.EscapedPath())
 		if err != nil {

@@ -175,6 +175,7 @@ func TestStrictPaths(t *testing.T) {
 		"/api/v1/collectors/7/..%3bx",
 		"/api/v1/collectors%2f..%2fsearch/x",
 		"/..",
+		"http:..;/api/v1/collectors",
 	}
 	t.Run("refused with 400", func(t *testing.T) {
 		for _, p := range refused {
