@@ -22,6 +22,8 @@ fuzz:
 	$(GO) test ./caddymodule -run '^$$' -fuzz '^FuzzAPIBody$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./caddymodule -run '^$$' -fuzz '^FuzzAPISegments$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./keystore -run '^$$' -fuzz '^FuzzValidAccessKey$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./caddymodule -run '^$$' -fuzz '^FuzzScopeMethods$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./caddymodule -run '^$$' -fuzz '^FuzzStrictPath$$' -fuzztime $(FUZZTIME)
 
 ## bench: Go benchmarks of the hot path, then the end-to-end load script
 ## (see BENCHMARKS.md; about 6 minutes in all, needs redis-server)

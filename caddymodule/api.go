@@ -99,7 +99,7 @@ func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		return nil
 	}
 	serve := caddyhttp.HandlerFunc(h.serveAPI)
-	if r.Method == http.MethodOptions {
+	if isPreflight(r) {
 		// Whatever the preflight does not answer goes to the API, never
 		// to the next handler.
 		return (&Handler{}).preflight(w, r, serve)

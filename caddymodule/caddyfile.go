@@ -145,6 +145,7 @@ var methodPattern = regexp.MustCompile(`^[A-Z]+$`)
 //		unmapped deny|allow
 //		pass_credentials
 //		preflight respond|pass
+//		strict_paths on|off
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -189,6 +190,22 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("preflight must be respond or pass, not %q", v)
 			}
 			h.Preflight = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "strict_paths":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			var strict bool
+			switch d.Val() {
+			case "on":
+				strict = true
+			case "off":
+			default:
+				return d.Errf("strict_paths must be on or off, not %q", d.Val())
+			}
+			h.StrictPaths = &strict
 			if d.NextArg() {
 				return d.ArgErr()
 			}

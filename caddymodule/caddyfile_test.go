@@ -30,6 +30,7 @@ func TestHandlerCaddyfile(t *testing.T) {
 				unmapped allow
 				pass_credentials
 				preflight pass
+				strict_paths off
 			}`,
 			want: Handler{
 				Realm: "My API",
@@ -38,9 +39,10 @@ func TestHandlerCaddyfile(t *testing.T) {
 					{Scope: "manageCollectors", Methods: []string{"POST", "PUT", "DELETE"}, Paths: []string{"/api/v1/collectors/*"}},
 					{Scope: "runLogSearch", Paths: []string{"/api/v1/search/*"}},
 				},
-				Unmapped: "allow", PassCredentials: true, Preflight: "pass",
+				Unmapped: "allow", PassCredentials: true, Preflight: "pass", StrictPaths: new(false),
 			},
 		},
+		{name: "strict_paths on", input: "access_keys {\n strict_paths on\n}", want: Handler{StrictPaths: new(true)}},
 		{name: "empty block", input: "access_keys", want: Handler{}},
 		{name: "argument", input: "access_keys foo", err: "takes no arguments"},
 		{name: "scope without path", input: "access_keys {\n scope viewCollectors GET\n}", err: "at least one path"},
@@ -48,6 +50,9 @@ func TestHandlerCaddyfile(t *testing.T) {
 		{name: "relative path", input: "access_keys {\n scope a GET api/v1\n}", err: "must start with"},
 		{name: "bad unmapped", input: "access_keys {\n unmapped maybe\n}", err: "deny or allow"},
 		{name: "bad preflight", input: "access_keys {\n preflight drop\n}", err: "respond or pass"},
+		{name: "bad strict_paths", input: "access_keys {\n strict_paths no\n}", err: "on or off"},
+		{name: "strict_paths without value", input: "access_keys {\n strict_paths\n}", err: "wrong argument count"},
+		{name: "strict_paths two values", input: "access_keys {\n strict_paths on off\n}", err: "wrong argument count"},
 		{name: "unknown setting", input: "access_keys {\n colour blue\n}", err: "unknown setting"},
 		{name: "pass_credentials argument", input: "access_keys {\n pass_credentials yes\n}", err: "wrong argument count"},
 	}
@@ -142,6 +147,7 @@ func FuzzHandlerCaddyfile(f *testing.F) {
 	for _, s := range []string{
 		"access_keys {\n scope viewCollectors GET /a /b/*\n unmapped allow\n}",
 		"access_keys {\n realm \"x\"\n pass_credentials\n preflight respond\n}",
+		"access_keys {\n strict_paths off\n}",
 		"access_keys {\n scope a * *\n}",
 		"access_keys {\n scope {\n}",
 	} {

@@ -13,12 +13,14 @@ const (
 	codeForbidden    = "forbidden"
 	codeRateLimited  = "rate.limit.exceeded"
 	codeUnavailable  = "service.unavailable"
+	codeBadRequest   = "bad.request"
 
 	msgUnauthorized  = "Credential could not be verified."
 	msgOriginDenied  = "The request origin is not allowlisted to use this access key"
 	msgUnavailable   = "The access key service is temporarily unavailable. Try again later."
 	msgRateLimited   = "Too many failed authentication attempts. Try again later."
 	msgUnmappedRoute = "This access key is not allowed to use this route: no scope is mapped to it"
+	msgBadPath       = "The request path contains a dot segment, a backslash or an encoded percent sign; send it in its plain form."
 )
 
 // errorBodyA is the body of every authentication and authorisation error.

@@ -46,7 +46,7 @@ func TestContract(t *testing.T) {
 	})
 
 	t.Run("preflight pass reaches the upstream", func(t *testing.T) {
-		resp := request(t, http.MethodOptions, f.relaxed+"/anything", nil, map[string]string{"Origin": "https://app.example.com", "X-Access-Owner": "forged"})
+		resp := request(t, http.MethodOptions, f.relaxed+"/anything", nil, map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "GET", "X-Access-Owner": "forged"})
 		echo := gatewaytest.DecodeEcho(t, resp)
 		if echo.Method != http.MethodOptions {
 			t.Fatalf("upstream saw %s", echo.Method)

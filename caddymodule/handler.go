@@ -50,14 +50,25 @@ type Handler struct {
 	// default it is removed.
 	PassCredentials bool `json:"pass_credentials,omitempty"`
 
-	// Preflight decides CORS preflight (OPTIONS) requests, which never
-	// carry credentials: respond (default) answers 204 with the CORS
-	// headers; pass hands them to the next handler.
+	// Preflight decides CORS preflight requests (OPTIONS with Origin and
+	// Access-Control-Request-Method), which never carry credentials:
+	// respond (default) answers 204 with the CORS headers; pass hands them
+	// to the next handler. Any other OPTIONS request needs credentials.
 	Preflight string `json:"preflight,omitempty"`
+
+	// StrictPaths refuses, with 400 and before any credential work, a
+	// request path the upstream might read otherwise than the scope rules
+	// judged it: one with a dot segment in any spelling (`..`, `.`,
+	// `..;x`, `%2e%2e`), a backslash (raw or `%5c`) or an encoded percent
+	// sign (`%25`, double encoding). Default: true; false turns the check
+	// off, for upstreams that need such paths.
+	StrictPaths *bool `json:"strict_paths,omitempty"`
 
 	gate       gate
 	allowAny   bool
 	passPreflt bool
+	// laxPaths is StrictPaths turned off: the zero value is strict.
+	laxPaths bool
 	// memo remembers rule matches per path; nil when rules use
 	// placeholders or escaped patterns.
 	memo *routeMemo
@@ -78,6 +89,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.allowAny = h.Unmapped == UnmappedAllow
 	h.passPreflt = h.Preflight == PreflightPass
+	h.laxPaths = h.StrictPaths != nil && !*h.StrictPaths
 	if memoizable(h.Scopes) {
 		h.memo = new(routeMemo)
 	}
@@ -109,7 +121,11 @@ func (h *Handler) Validate() error {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if r.Method == http.MethodOptions {
+	if !h.laxPaths && badRequestPath(r) {
+		h.refuseBadPath(w, r)
+		return nil
+	}
+	if isPreflight(r) {
 		return h.preflight(w, r, next)
 	}
 	e, ok := h.gate.check(w, r)
@@ -134,6 +150,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	hdr[HeaderAccessID] = vals[valAccessID : valAccessID+1 : valAccessID+1]
 	hdr[HeaderAccessOwner] = vals[valOwner : valOwner+1 : valOwner+1]
 	hdr[HeaderAccessScopes] = vals[valScopes : valScopes+1 : valScopes+1]
+	guardIdentityHeaders(r)
 	if !h.PassCredentials {
 		delete(hdr, "Authorization")
 	}
@@ -153,7 +170,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // missingScope returns the first scope a request needs that the identity
 // lacks, and whether any rule matched the request at all.
 func (h *Handler) missingScope(r *http.Request, ident *keystore.Identity) (missing string, mapped bool, err error) {
-	if h.memo == nil {
+	if !h.memo.holds(r) {
 		return h.missingScopeByRules(r, ident)
 	}
 	matched, known := h.memo.get(r)
@@ -205,6 +222,14 @@ func (h *Handler) matchingRules(r *http.Request) ([]int, error) {
 	return out, nil
 }
 
+// isPreflight reports whether r is a CORS preflight: an OPTIONS request
+// with Origin and Access-Control-Request-Method. Any other OPTIONS request
+// needs credentials like every other method.
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && headerValue(r.Header, "Origin") != "" &&
+		headerValue(r.Header, "Access-Control-Request-Method") != ""
+}
+
 // preflight answers or passes a CORS preflight without credential work.
 func (h *Handler) preflight(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	hdr := r.Header
@@ -212,6 +237,7 @@ func (h *Handler) preflight(w http.ResponseWriter, r *http.Request, next caddyht
 	delete(hdr, HeaderAccessOwner)
 	delete(hdr, HeaderAccessScopes)
 	if h.passPreflt {
+		guardIdentityTrailers(r)
 		return next.ServeHTTP(w, r)
 	}
 	wh := w.Header()

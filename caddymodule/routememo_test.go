@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -83,7 +84,7 @@ func TestRouteMemoBoundsAndSkips(t *testing.T) {
 	for i := range maxRouteMemo + 50 {
 		m.put(memoRequest("GET", fmt.Sprintf("/p/%d", i)), []int{0})
 	}
-	if n := len(*m.m.Load()); n != maxRouteMemo {
+	if n, _ := memoSize(m); n != maxRouteMemo {
 		t.Errorf("memo holds %d paths, want %d", n, maxRouteMemo)
 	}
 	if _, known := m.get(memoRequest("GET", fmt.Sprintf("/p/%d", maxRouteMemo+10))); known {
@@ -94,8 +95,13 @@ func TestRouteMemoBoundsAndSkips(t *testing.T) {
 	if got, known := m.get(memoRequest("POST", "/p/1")); !known || !slices.Equal(got, []int{1}) {
 		t.Errorf("POST /p/1 = %v, %v", got, known)
 	}
-	escaped := memoRequest("GET", "/a%2Fb")
+	long := memoRequest("GET", "/"+strings.Repeat("a", maxMemoPathLen))
 	m2 := new(routeMemo)
+	m2.put(long, []int{0})
+	if _, known := m2.get(long); known {
+		t.Errorf("a path longer than %d bytes was remembered", maxMemoPathLen)
+	}
+	escaped := memoRequest("GET", "/a%2Fb")
 	m2.put(escaped, []int{0})
 	if _, known := m2.get(escaped); known {
 		t.Errorf("an escaped path was remembered")
@@ -108,6 +114,63 @@ func TestRouteMemoBoundsAndSkips(t *testing.T) {
 	if _, known := nilMemo.get(memoRequest("GET", "/x")); known {
 		t.Errorf("a nil memo remembered something")
 	}
+}
+
+// TestRouteMemoInventedMethods: however many methods a client invents on
+// a path, the memo keeps at most one answer per standard method; methods
+// in any case share the answer of their upper-case spelling, and answers
+// equal those of running every rule.
+func TestRouteMemoInventedMethods(t *testing.T) {
+	h := memoHandler(t)
+	known := memoRequest("GET", "/api/v1/collectors/7")
+	h.memo.put(known, []int{0, 3})
+	for i := range 50_000 {
+		r := memoRequest("GET", "/api/v1/collectors/7")
+		r.Method = fmt.Sprintf("M%d", i)
+		if h.memo.holds(r) {
+			t.Fatalf("the memo would hold invented method %s", r.Method)
+		}
+		h.memo.put(r, []int{3})
+		if _, known := h.memo.get(r); known {
+			t.Fatalf("invented method %s was remembered", r.Method)
+		}
+	}
+	for _, m := range []string{"get", "Get", "head", "post", "Delete", "pAtCh", "options", "PUT", "trace", "connect"} {
+		r := memoRequest("GET", "/api/v1/collectors/7")
+		r.Method = m
+		want, err := h.matchingRules(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, known := h.memo.get(r); known && !slices.Equal(got, want) {
+			t.Errorf("%s: memo %v, rules %v", m, got, want)
+		}
+		h.memo.put(r, want)
+		if got, known := h.memo.get(r); !known || !slices.Equal(got, want) {
+			t.Errorf("%s: memo %v (known %v), want %v", m, got, known, want)
+		}
+	}
+	paths, answers := memoSize(h.memo)
+	if paths != 1 || answers > len(memoMethods) {
+		t.Errorf("memo holds %d paths and %d answers, want 1 and at most %d", paths, answers, len(memoMethods))
+	}
+}
+
+// memoSize returns the number of paths m remembers and of answers it
+// keeps.
+func memoSize(m *routeMemo) (paths, answers int) {
+	mp := m.m.Load()
+	if mp == nil {
+		return 0, 0
+	}
+	for _, p := range *mp {
+		for _, s := range p {
+			if s.known {
+				answers++
+			}
+		}
+	}
+	return len(*mp), answers
 }
 
 // TestRouteMemoConcurrent exercises readers and writers together (run with
