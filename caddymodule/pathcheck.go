@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -17,6 +18,9 @@ import (
 // Windows, a second decoding pass), so the upstream could serve another
 // path than the one the scope rules judged.
 //
+// A decoded path that is not valid UTF-8 is refused as well: overlong
+// encodings such as `%c0%ae` are read as `.` by some servers.
+//
 // An opaque request target (`GET http:..;/x`), which the scope rules see
 // as an empty path while reverse_proxy forwards it as the target, is
 // refused too.
@@ -27,7 +31,8 @@ import (
 // spelling above decodes into a form refused in the decoded path (`..`,
 // `\`, `%`). It allocates nothing.
 func badRequestPath(r *http.Request) bool {
-	return r.URL.Opaque != "" || badDecodedPath(r.URL.Path) || r.URL.RawPath != "" && badEscapedPath(r.URL.RawPath)
+	return r.URL.Opaque != "" || badDecodedPath(r.URL.Path) || r.URL.RawPath != "" && badEscapedPath(r.URL.RawPath) ||
+		!utf8.ValidString(r.URL.Path)
 }
 
 // badDecodedPath reports whether the decoded path p has a dot segment, a

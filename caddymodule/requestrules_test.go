@@ -176,6 +176,8 @@ func TestStrictPaths(t *testing.T) {
 		"/api/v1/collectors%2f..%2fsearch/x",
 		"/..",
 		"http:..;/api/v1/collectors",
+		"/api/v1/collectors/%c0%ae%c0%ae/search/x",
+		"/api/v1/collectors/%e0%80%ae%e0%80%ae/search/x",
 	}
 	t.Run("refused with 400", func(t *testing.T) {
 		for _, p := range refused {
@@ -198,7 +200,7 @@ func TestStrictPaths(t *testing.T) {
 	})
 
 	t.Run("ordinary paths pass", func(t *testing.T) {
-		for _, p := range []string{"/api/v1/collectors/a.b", "/api/v1/collectors/...", "/api/v1/collectors/.well-known", "/api/v1/collectors/x..", "/api/v1/collectors/a;b", "/api/v1/collectors/%41b"} {
+		for _, p := range []string{"/api/v1/collectors/a.b", "/api/v1/collectors/...", "/api/v1/collectors/.well-known", "/api/v1/collectors/x..", "/api/v1/collectors/a;b", "/api/v1/collectors/%41b", "/api/v1/collectors/%c3%a9t%c3%a9"} {
 			resp := rawRequest(t, f.base, "GET "+p+" HTTP/1.1\r\n"+authLine(&good)+"\r\n")
 			gatewaytest.DecodeEcho(t, resp)
 		}
