@@ -2,8 +2,13 @@ package keystore
 
 import (
 	"context"
+	"maps"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/accessgate/accessgate/internal/redistest"
 )
 
 // TestChangeStoredOnlyWithItsAnnouncement: a change whose invalidation
@@ -144,6 +149,108 @@ func TestChangeStoredOnlyWithItsAnnouncement(t *testing.T) {
 			if msg.Payload != want {
 				t.Errorf("%s: announced %s, want %s", tt.name, msg.Payload, want)
 			}
+		}
+	}
+}
+
+// TestAnnouncementsReachEveryClusterNode: in a Redis Cluster, a change
+// announces itself in the transaction on the node of its record (PUBLISH
+// names no key), and the Cluster passes the message on: subscribers on
+// every node get the announcement of every change, whichever node stored
+// it. The changes cover both kinds of transaction: WATCH on a record, and
+// MULTI blocks sent through the cluster client.
+func TestAnnouncementsReachEveryClusterNode(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	cc := cl.Client(t)
+	ctx := context.Background()
+	st := New(cc, Options{Prefix: "ag"})
+	if _, err := st.PutRole(ctx, Role{ID: testRole, Capabilities: testCaps}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PutOwner(ctx, Owner{ID: testUser, Kind: OwnerUser, Email: testEmail, RoleIDs: []string{testRole}, IsActive: true}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	nodeOf := func(key string) string {
+		t.Helper()
+		c, err := cc.MasterForKey(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Options().Addr
+	}
+	// A key whose record is on each node, and one more to rotate.
+	byNode := map[string]*Key{}
+	for tries := 0; len(byNode) < len(cl.Nodes()); tries++ {
+		if tries == 1000 {
+			t.Fatalf("no key record on some node after %d keys", tries)
+		}
+		k, _, err := st.CreateKey(ctx, KeySpec{Label: "k", OwnerID: testUser}, testOp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byNode[nodeOf(st.keyKey(k.ID))] = k
+	}
+	toRotate, _, err := st.CreateKey(ctx, KeySpec{Label: "rotated", OwnerID: testUser}, testOp)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	subs := map[string]<-chan *redis.Message{}
+	for _, n := range cl.Nodes() {
+		sub := n.Client(t).Subscribe(ctx, st.InvalidationChannel())
+		t.Cleanup(func() { _ = sub.Close() })
+		if _, err := sub.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+		subs[n.Addr] = sub.Channel()
+	}
+
+	want := map[string]int{}
+	change := func(what, msg string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		want[msg]++
+	}
+	for _, k := range byNode {
+		_, err := st.UpdateKey(ctx, k.ID, KeyUpdate{Disabled: ptr(true)}, testOp)
+		change("key deactivation", invalidateKeyPrefix+k.ID, err)
+		change("key deletion", invalidateKeyPrefix+k.ID, st.DeleteKey(ctx, k.ID, testOp))
+	}
+	_, _, err = st.RotateKey(ctx, toRotate.ID, testOp)
+	change("rotation", invalidateKeyPrefix+toRotate.ID, err)
+	_, err = st.UpdateOwner(ctx, testUser, OwnerUser, func(o *Owner) { o.FirstName = "Ada" }, testOp)
+	change("owner update", invalidateOwnerPfx+testUser, err)
+	_, err = st.UpdateRole(ctx, testRole, func(r *Role) { r.Capabilities = []string{"runLogSearch"} }, testOp)
+	change("role update", invalidateAll, err)
+	_, err = st.SetLifetimeDays(ctx, 30, testOp)
+	change("policy", invalidateAll, err)
+	_, err = st.PutOwner(ctx, Owner{ID: "U0002", Kind: OwnerUser, Email: testEmail, IsActive: true}, "admin")
+	change("owner", invalidateOwnerPfx+"U0002", err)
+
+	total := 0
+	for _, n := range want {
+		total += n
+	}
+	timeout := time.After(30 * time.Second)
+	for addr, ch := range subs {
+		got := map[string]int{}
+		for i := 0; i < total; i++ {
+			select {
+			case m := <-ch:
+				got[m.Payload]++
+			case <-timeout:
+				t.Fatalf("subscriber on %s got %v, want %v", addr, got, want)
+			}
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("subscriber on %s got %v, want %v", addr, got, want)
+		}
+	}
+	for _, n := range cl.Nodes() {
+		if c := n.CommandCount(t, "publish"); c == 0 {
+			t.Errorf("no change was announced on node %s", n.Addr)
 		}
 	}
 }
