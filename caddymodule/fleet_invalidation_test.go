@@ -146,38 +146,68 @@ func TestFleetOwnerNodeHangs(t *testing.T) {
 }
 
 // TestAPIChangeRefusedWhenNotAnnounced: when Redis refuses the invalidation
-// message of a policy change, the management API must not answer as if
-// the change were made (the gateways would keep their cached
-// authentications for up to cache_ttl): the change is not stored and the
-// caller gets an error. Once Redis takes the message, the change works.
+// message of a change (a policy change, a key deactivation), the
+// management API must not answer as if the change were made (the gateways
+// would keep their cached authentications for up to cache_ttl): the
+// change is not stored and the caller gets an error. Once Redis takes the
+// message, the change works.
 func TestAPIChangeRefusedWhenNotAnnounced(t *testing.T) {
 	f := newAPIFixture(t)
 	ctx := context.Background()
-	lifetime := func() int {
+	target := f.key(t, "bob", nil)
+	if got := f.gateStatus(t, target); got != http.StatusOK {
+		t.Fatalf("the key to deactivate: status %d through the gateway, want 200", got)
+	}
+	tests := []struct {
+		name, path string
+		body       map[string]any
+		// made checks the change once it is made.
+		made func(t *testing.T)
+	}{
+		{"policy change", "/policies/accessKeysLifetime", map[string]any{"accessKeysLifetimeInDays": 60}, func(t *testing.T) {
+			pol, err := f.store.Policies(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pol.LifetimeDays != 60 {
+				t.Errorf("lifetime %d after the change, want 60", pol.LifetimeDays)
+			}
+		}},
+		{"key deactivation", "/accessKeys/" + target.id, map[string]any{"disabled": true}, func(t *testing.T) {
+			k, err := f.store.Key(ctx, target.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !k.Disabled {
+				t.Errorf("the key is not deactivated after the change")
+			}
+			if got := f.gateStatus(t, target); got != http.StatusUnauthorized {
+				t.Errorf("the deactivated key: status %d through the gateway, want 401", got)
+			}
+		}},
+	}
+	acl := func(rule string) {
 		t.Helper()
-		pol, err := f.store.Policies(ctx)
-		if err != nil {
+		if err := f.rdb.Do(ctx, "ACL", "SETUSER", "default", rule).Err(); err != nil {
 			t.Fatal(err)
 		}
-		return pol.LifetimeDays
 	}
-	was := lifetime()
-	if err := f.rdb.Do(ctx, "ACL", "SETUSER", "default", "-publish").Err(); err != nil {
-		t.Fatal(err)
+	acl("-publish")
+	for _, tt := range tests {
+		f.unchanged(t, func() {
+			r := f.do(t, http.MethodPut, tt.path, &f.admin, tt.body)
+			if r.status < 500 {
+				t.Errorf("%s that could not be announced: status %d, want a server error; body %s", tt.name, r.status, r.body)
+			}
+			t.Logf("%s that could not be announced: %d %s", tt.name, r.status, r.body)
+		})
 	}
-	r := f.do(t, http.MethodPut, "/policies/accessKeysLifetime", &f.admin, map[string]any{"accessKeysLifetimeInDays": 60})
-	if r.status < 500 {
-		t.Errorf("change that could not be announced: status %d, want a server error; body %s", r.status, r.body)
+	if got := f.gateStatus(t, target); got != http.StatusOK {
+		t.Errorf("the key whose deactivation was refused: status %d through the gateway, want 200", got)
 	}
-	t.Logf("change that could not be announced: %d %s", r.status, r.body)
-	if got := lifetime(); got != was {
-		t.Errorf("the change was stored (%d days) although it could not be announced", got)
-	}
-	if err := f.rdb.Do(ctx, "ACL", "SETUSER", "default", "+publish").Err(); err != nil {
-		t.Fatal(err)
-	}
-	f.do(t, http.MethodPut, "/policies/accessKeysLifetime", &f.admin, map[string]any{"accessKeysLifetimeInDays": 60}).ok(t, http.StatusOK)
-	if got := lifetime(); got != 60 {
-		t.Errorf("lifetime %d after the change, want 60", got)
+	acl("+publish")
+	for _, tt := range tests {
+		f.do(t, http.MethodPut, tt.path, &f.admin, tt.body).ok(t, http.StatusOK)
+		tt.made(t)
 	}
 }

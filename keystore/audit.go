@@ -215,16 +215,14 @@ func InvalidationTarget(msg string) (all bool, accessID, ownerID string) {
 // announce queues in p, the MULTI block of a change, the invalidation
 // message msg that announces it, so that the change is stored only with
 // its announcement: if Redis refuses the PUBLISH, EXEC stores nothing and
-// the caller gets the error.
+// the caller gets the error. Every change a gateway may have cached is
+// made this way; none is announced after it is stored, where a refused
+// message would leave it stored but unannounced, honoured by every
+// instance for up to its cache TTL.
+//
+// PUBLISH names no key, so in a Redis Cluster it runs on the node of the
+// transaction's keys, and the Cluster passes the message on to
+// subscribers on every node.
 func (s *Store) announce(ctx context.Context, p redis.Pipeliner, msg string) {
 	p.Publish(ctx, s.InvalidationChannel(), msg)
-}
-
-// publish announces a change that was stored without its announcement
-// and returns the error if Redis did not take the message, which the
-// caller must report: until it is announced, instances keep serving what
-// they cached for up to their cache TTL. Changes made in a MULTI block
-// announce themselves in it instead (announce).
-func (s *Store) publish(ctx context.Context, msg string) error {
-	return s.rdb.Publish(context.WithoutCancel(ctx), s.InvalidationChannel(), msg).Err()
 }

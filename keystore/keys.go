@@ -243,6 +243,7 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operat
 		b, _ := json.Marshal(k)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.keyKey(id), b, redis.KeepTTL)
+			s.announceKey(ctx, p, k)
 			return nil
 		})
 		after = *k
@@ -254,7 +255,6 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operat
 	if before.Version == after.Version {
 		return &after, nil
 	}
-	s.publishKey(ctx, &after)
 	ref := keyRef(&after)
 	if before.Disabled != after.Disabled {
 		name := EventKeyActivated
@@ -330,6 +330,7 @@ func (s *Store) DeleteKey(ctx context.Context, id string, op Operator) error {
 		gone = *k
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Del(ctx, s.keyKey(id))
+			s.announceKey(ctx, p, k)
 			return nil
 		})
 		return err
@@ -337,7 +338,6 @@ func (s *Store) DeleteKey(ctx context.Context, id string, op Operator) error {
 	if err != nil {
 		return err
 	}
-	s.publishKey(ctx, &gone)
 	_ = s.unindexKey(ctx, &gone)
 	s.emit(ctx, Event{EventName: EventKeyDeleted, Operator: op, AccessKey: keyRef(&gone)})
 	return nil
@@ -467,11 +467,11 @@ func changeView(k *Key) map[string]any {
 	return map[string]any{"enabled": !k.Disabled, "scopes": nonNil(k.Scopes), "corsHeaders": nonNil(k.CORSHeaders), "label": k.Label}
 }
 
-// publishKey announces a change of k, and of the key it replaced, whose
-// grace depends on k.
-func (s *Store) publishKey(ctx context.Context, k *Key) {
-	s.publish(ctx, invalidateKeyPrefix+k.ID)
+// announceKey queues in p, the MULTI block of a change of k, the
+// announcement of k and of the key it replaced, whose grace depends on k.
+func (s *Store) announceKey(ctx context.Context, p redis.Pipeliner, k *Key) {
+	s.announce(ctx, p, invalidateKeyPrefix+k.ID)
 	if k.RotatedFrom != "" {
-		s.publish(ctx, invalidateKeyPrefix+k.RotatedFrom)
+		s.announce(ctx, p, invalidateKeyPrefix+k.RotatedFrom)
 	}
 }

@@ -118,17 +118,29 @@ func (s *Store) CreateOwner(ctx context.Context, o Owner, op Operator) (*Owner, 
 	now := s.Now()
 	o.CreatedAt, o.CreatedBy, o.ModifiedAt, o.ModifiedBy = now, op.ID, now, op.ID
 	b, _ := json.Marshal(&o)
-	ok, err := s.rdb.SetNX(ctx, s.ownerKey(o.ID), b, 0).Result()
+	// Instances may hold the ID as an owner that does not exist: the
+	// record is stored only with its announcement.
+	err := s.update(ctx, s.ownerKey(o.ID), func(tx *redis.Tx) error {
+		n, err := tx.Exists(ctx, s.ownerKey(o.ID)).Result()
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return &ConflictError{Code: ownerNoun(o.Kind) + ":exists", Message: "the id " + strconvQuote(o.ID) + " is already in use"}
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, s.ownerKey(o.ID), b, 0)
+			s.announce(ctx, p, invalidateOwnerPfx+o.ID)
+			return nil
+		})
+		return err
+	})
 	if err != nil {
 		return nil, err
-	}
-	if !ok {
-		return nil, &ConflictError{Code: ownerNoun(o.Kind) + ":exists", Message: "the id " + strconvQuote(o.ID) + " is already in use"}
 	}
 	if err := s.rdb.ZAdd(ctx, s.ownersIndex(o.Kind), redis.Z{Member: o.ID}).Err(); err != nil {
 		return nil, err
 	}
-	s.publish(ctx, invalidateOwnerPfx+o.ID)
 	s.emit(ctx, Event{EventName: ownerEvent(o.Kind, EventUserCreated, EventServiceAccountCreated), Operator: op, To: ownerView(&o), Details: ownerDetails(&o)})
 	if now := s.dropDeletedRoles(ctx, o.ID, o.RoleIDs, op); now != nil {
 		return now, nil
@@ -164,6 +176,7 @@ func (s *Store) UpdateOwner(ctx context.Context, id string, kind OwnerKind, chan
 		b, _ := json.Marshal(&after)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.ownerKey(id), b, 0)
+			s.announce(ctx, p, invalidateOwnerPfx+id)
 			return nil
 		})
 		return err
@@ -172,7 +185,6 @@ func (s *Store) UpdateOwner(ctx context.Context, id string, kind OwnerKind, chan
 		return nil, err
 	}
 	if changed {
-		s.publish(ctx, invalidateOwnerPfx+id)
 		s.emit(ctx, Event{EventName: ownerEvent(kind, EventUserUpdated, EventServiceAccountUpdated), Operator: op,
 			From: ownerView(&before), To: ownerView(&after), Details: ownerDetails(&after)})
 		added := slices.DeleteFunc(slices.Clone(after.RoleIDs), func(r string) bool { return slices.Contains(before.RoleIDs, r) })
@@ -226,6 +238,12 @@ func (s *Store) OwnerOfKind(ctx context.Context, id string, kind OwnerKind) (*Ow
 // cascade its keys are deleted too, each with its own audit event. The
 // owner record goes first, so its keys stop working at once even if
 // deleting them is interrupted. It returns the number of keys deleted.
+//
+// The owner and each key are deleted in their own transaction, each with
+// its announcement. The steps are in different Cluster slots, so no
+// transaction covers them all: if Redis refuses a key's announcement,
+// that key stays and the error is returned, with the owner already
+// deleted and announced (its keys can no longer authenticate).
 func (s *Store) DeleteOwner(ctx context.Context, id string, kind OwnerKind, cascade bool, op Operator) (int, error) {
 	if _, err := s.OwnerOfKind(ctx, id, kind); err != nil {
 		return 0, err
@@ -249,6 +267,7 @@ func (s *Store) DeleteOwner(ctx context.Context, id string, kind OwnerKind, casc
 		gone = *o
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Del(ctx, s.ownerKey(id))
+			s.announce(ctx, p, invalidateOwnerPfx+id)
 			return nil
 		})
 		return err
@@ -256,7 +275,6 @@ func (s *Store) DeleteOwner(ctx context.Context, id string, kind OwnerKind, casc
 	if err != nil {
 		return 0, err
 	}
-	s.publish(ctx, invalidateOwnerPfx+id)
 	cleanup := context.WithoutCancel(ctx)
 	_ = s.rdb.ZRem(cleanup, s.ownersIndex(kind), id).Err()
 	// Keys created while the owner was being deleted are caught by the
@@ -550,6 +568,7 @@ func (s *Store) UpdateRole(ctx context.Context, id string, change func(*Role), o
 		b, _ := json.Marshal(&after)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.HSet(ctx, s.rolesKey(), id, b)
+			s.announce(ctx, p, invalidateAll)
 			return nil
 		})
 		return err
@@ -558,7 +577,6 @@ func (s *Store) UpdateRole(ctx context.Context, id string, change func(*Role), o
 		return nil, err
 	}
 	if changed {
-		s.publish(ctx, invalidateAll)
 		s.emit(ctx, Event{EventName: EventRoleUpdated, Operator: op, From: roleView(&before), To: roleView(&after), Details: map[string]any{"roleId": id}})
 	}
 	return &after, nil
@@ -588,6 +606,7 @@ func (s *Store) DeleteRole(ctx context.Context, id string, op Operator) error {
 		gone = *r
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.HDel(ctx, s.rolesKey(), id)
+			s.announce(ctx, p, invalidateAll)
 			return nil
 		})
 		return err
@@ -595,12 +614,14 @@ func (s *Store) DeleteRole(ctx context.Context, id string, op Operator) error {
 	if err != nil {
 		return err
 	}
-	s.publish(ctx, invalidateAll)
 	s.emit(ctx, Event{EventName: EventRoleDeleted, Operator: op, From: roleView(&gone), Details: map[string]any{"roleId": id}})
 	// An assignment that checked the role before it was deleted may have
-	// been written since the holders were counted. Should this fail, the
-	// references stay harmless until the role is created again, which
-	// takes them off first.
+	// been written since the holders were counted. Each owner change is
+	// announced in its own transaction. Should one fail, also because
+	// Redis refused its announcement, that owner is left unchanged and
+	// the deletion still stands: it was announced with the role, and the
+	// reference grants nothing until the role is created again, which
+	// takes it off first (and reports the error if it cannot).
 	_ = s.dropRoleRefs(ctx, id, op)
 	return nil
 }
@@ -689,6 +710,7 @@ func (s *Store) dropRoles(ctx context.Context, ownerID string, ids []string, op 
 		nb, _ := json.Marshal(&after)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.ownerKey(ownerID), nb, 0)
+			s.announce(ctx, p, invalidateOwnerPfx+ownerID)
 			return nil
 		})
 		return err
@@ -697,7 +719,6 @@ func (s *Store) dropRoles(ctx context.Context, ownerID string, ids []string, op 
 		return nil, err
 	}
 	if changed {
-		s.publish(ctx, invalidateOwnerPfx+ownerID)
 		s.emit(ctx, Event{EventName: ownerEvent(after.Kind, EventUserUpdated, EventServiceAccountUpdated), Operator: op,
 			From: ownerView(&before), To: ownerView(&after), Reason: "role_deleted", Details: ownerDetails(&after)})
 	}

@@ -20,7 +20,8 @@ const rotationFinishTimeout = 10 * time.Second
 // the rotation grace, then never again. It returns the new key and secret.
 //
 // A rotation takes three steps: the new record is written pending, the
-// old one is retired (it starts its grace), and the new one goes live.
+// old one is retired (it starts its grace) and announced in one
+// transaction, and the new one goes live.
 // Rotating a key whose rotation stopped after the second step finishes
 // that rotation, with a fresh secret for the successor, since the first
 // one was never handed out; rotating a key whose successor is live is a
@@ -67,7 +68,12 @@ func (s *Store) rotateOnce(ctx context.Context, id string, op Operator) (*Key, s
 		return nil, "", err
 	}
 	// 2. Atomically retire the old record, unless it changed meanwhile
-	// (updated, deleted or rotated by someone else).
+	// (updated, deleted or rotated by someone else), and announce it:
+	// this is the step that changes what the old key may do (its grace
+	// now ends it), so it is stored only with its announcement. Should
+	// Redis refuse the message, nothing is retired, the pending record
+	// goes and the caller gets the error. Step 3 changes nothing that a
+	// gateway holds: the successor's Access ID was never handed out.
 	err = s.update(ctx, s.keyKey(id), func(tx *redis.Tx) error {
 		k, err := s.txKey(ctx, tx, id)
 		if err != nil {
@@ -84,6 +90,7 @@ func (s *Store) rotateOnce(ctx context.Context, id string, op Operator) (*Key, s
 			// Relative, so that a clock skew between this instance and
 			// Redis cannot end the grace early.
 			p.PExpire(ctx, s.keyKey(id), s.grace+time.Second)
+			s.announce(ctx, p, invalidateKeyPrefix+id)
 			return nil
 		})
 		return err
@@ -129,7 +136,7 @@ func (s *Store) resumeRotation(ctx context.Context, old *Key, op Operator) (*Key
 }
 
 // goLive makes the pending successor newID of old live with the given
-// secret hash, then indexes it and announces the rotation. It refuses a
+// secret hash, then indexes it and records the rotation. It refuses a
 // successor that is no longer pending, so that two callers finishing the
 // same rotation never both hand out a secret.
 func (s *Store) goLive(ctx context.Context, old *Key, newID, secretHash string, op Operator) (*Key, error) {
@@ -161,7 +168,6 @@ func (s *Store) goLive(ctx context.Context, old *Key, newID, secretHash string, 
 	if err != nil {
 		return nil, err
 	}
-	s.publish(ctx, invalidateKeyPrefix+old.ID)
 	_ = s.unindexKey(ctx, old)
 	_ = s.indexKey(ctx, &live)
 	s.emit(ctx, Event{EventName: EventKeyRotated, Operator: op, AccessKey: keyRef(&live),
