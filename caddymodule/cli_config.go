@@ -43,7 +43,7 @@ func (g *cliGlobals) target(cmd *cobra.Command) (cliTarget, error) {
 	if g.prefix != "" {
 		app.KeyPrefix = g.prefix
 	}
-	if app.KeyPrefix != "" && !validPrefix(app.KeyPrefix) {
+	if app.KeyPrefix != "" && !keystore.ValidPrefix(app.KeyPrefix) {
 		return cliTarget{}, fmt.Errorf("prefix %q: use letters, digits and _.:- only (no braces)", app.KeyPrefix)
 	}
 	app = app.withDefaults()
