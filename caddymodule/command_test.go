@@ -5,12 +5,16 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/accessgate/accessgate/cli"
 	"github.com/accessgate/accessgate/internal/redistest"
+	"github.com/accessgate/accessgate/keystore"
 )
 
 // runCLI runs `caddy access-keys args...` in-process on a fresh command
@@ -68,5 +72,38 @@ func cliWriteFile(t *testing.T, name, body string) {
 	t.Helper()
 	if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCLIConfigTarget: the command line gets the Redis setup, key prefix
+// and rotation grace of the access_keys app, with the app's defaults.
+func TestCLIConfigTarget(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, file, body string
+		want             cli.Target
+	}{
+		{"no app", "caddy.json", `{"apps":{}}`, cli.Target{
+			Redis: keystore.RedisConfig{URLs: []string{keystore.DefaultRedisURL}}, Prefix: keystore.DefaultPrefix, Grace: DefaultRotationGrace,
+		}},
+		{"sentinel", "caddy.json", `{"apps":{"access_keys":{"redis_sentinel":{"master":"m","addrs":["10.0.0.1:26379"]},"key_prefix":"p","rotation_grace":"90s"}}}`, cli.Target{
+			Redis: keystore.RedisConfig{SentinelMaster: "m", SentinelAddrs: []string{"10.0.0.1:26379"}}, Prefix: "p", Grace: 90 * time.Second,
+		}},
+		{"cluster in a Caddyfile", "Caddyfile", "{\n\taccess_keys {\n\t\tredis redis://10.0.0.1:7000 redis://10.0.0.2:7000\n\t\trotation_grace 2m\n\t}\n}\n", cli.Target{
+			Redis: keystore.RedisConfig{URLs: []string{"redis://10.0.0.1:7000", "redis://10.0.0.2:7000"}}, Prefix: keystore.DefaultPrefix, Grace: 2 * time.Minute,
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(dir, tc.file)
+			cliWriteFile(t, file, tc.body)
+			got, err := readCLIConfig(file, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("readCLIConfig = %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/accessgate/accessgate/keystore"
 )
@@ -44,4 +45,37 @@ func TestCLIAudit(t *testing.T) {
 	}
 	c.fail([]string{"audit", "--event", "KeyMade"}, `unknown event name "KeyMade"`)
 	c.fail([]string{"audit", "--since", "yesterday"}, `--since "yesterday"`)
+}
+
+func TestParseSince(t *testing.T) {
+	now := time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in      string
+		want    time.Time
+		wantErr string
+	}{
+		{in: ""},
+		{in: "90s", want: now.Add(-90 * time.Second)},
+		{in: "1h", want: now.Add(-time.Hour)},
+		{in: "7d", want: now.Add(-7 * 24 * time.Hour)},
+		{in: "1.5d", want: now.Add(-36 * time.Hour)},
+		{in: "1d12h", want: now.Add(-36 * time.Hour)},
+		{in: "2000-01-01T00:00:00Z", want: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{in: "-1h", wantErr: "must not be negative"},
+		{in: "-1d", wantErr: "must not be negative"},
+		{in: "d", wantErr: "want a duration"},
+		{in: "yesterday", wantErr: "want a duration"},
+		{in: strings.Repeat("1", 1025) + "s", wantErr: "want a duration"},
+	}
+	for _, tc := range tests {
+		got, err := parseSince(tc.in, now)
+		switch {
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("parseSince(%.20q) error = %v, want one containing %q", tc.in, err, tc.wantErr)
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("parseSince(%q): %v", tc.in, err)
+		case tc.wantErr == "" && !got.Equal(tc.want):
+			t.Errorf("parseSince(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
 }

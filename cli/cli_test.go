@@ -8,10 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/accessgate/accessgate/internal/redistest"
+	"github.com/accessgate/accessgate/keystore"
 )
 
 // result is what one run of the command printed and returned.
@@ -179,5 +181,75 @@ func TestCLIHelpListsVerbs(t *testing.T) {
 		if !strings.Contains(r.out, verb) {
 			t.Errorf("help lacks %q:\n%s", verb, r.out)
 		}
+	}
+}
+
+// TestCLIConfigOverrides: the Target read from --config names Redis, the
+// key prefix and the rotation grace; --redis and --prefix win over it, and
+// without --config the defaults apply.
+func TestCLIConfigOverrides(t *testing.T) {
+	srv := redistest.Start(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	closed := "redis://" + closedAddr + "/0"
+	var reads []string
+	config := func(redisURL string) ReadConfig {
+		return func(file, adapter string) (Target, error) {
+			reads = append(reads, file+" "+adapter)
+			return Target{Redis: keystore.RedisConfig{URLs: []string{redisURL}}, Prefix: "fromconfig", Grace: 90 * time.Second}, nil
+		}
+	}
+	rdb := srv.Client(t)
+	hasRoles := func(prefix string) bool {
+		t.Helper()
+		n, err := rdb.Exists(t.Context(), prefix+":roles").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	addRole := []string{"role", "add", "--id", "r", "--capability", "c"}
+
+	if r := runWith(t, config(srv.URL()), append(addRole, "--config", "gw.conf", "--adapter", "x")...); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if strings.Join(reads, ",") != "gw.conf x" || !hasRoles("fromconfig") {
+		t.Errorf("reads %q; fromconfig:roles written: %v", reads, hasRoles("fromconfig"))
+	}
+	if r := runWith(t, config(srv.URL()), append(addRole, "--config", "gw.conf", "--prefix", "fromflag")...); r.err != nil || !hasRoles("fromflag") {
+		t.Errorf("--prefix over the config: %v; fromflag:roles written: %v", r.err, hasRoles("fromflag"))
+	}
+	if r := runWith(t, config(closed), append(addRole, "--config", "gw.conf", "--redis", srv.URL(), "--replace")...); r.err != nil {
+		t.Errorf("--redis over the config: %v", r.err)
+	}
+	if r := runWith(t, config(closed), append(addRole, "--config", "gw.conf")...); r.err == nil || !strings.Contains(r.err.Error(), "cannot reach Redis at "+closedAddr) {
+		t.Errorf("the config's Redis unreachable: %v", r.err)
+	}
+
+	rotate := func(read ReadConfig, flags ...string) string {
+		t.Helper()
+		run := func(args ...string) result {
+			t.Helper()
+			r := runWith(t, read, append(args, flags...)...)
+			if r.err != nil {
+				t.Fatalf("%v: %v", args, r.err)
+			}
+			return r
+		}
+		run("user", "add", "--id", "u", "--email", "u@example.com", "--role", "r")
+		k := decodeJSON[keystore.AccessKey](t, run("create", "--user", "u", "--json").out)
+		return run("rotate", k.ID).errOut
+	}
+	if note := rotate(config(srv.URL()), "--config", "gw.conf"); !strings.Contains(note, "keeps working for 1m30s.") {
+		t.Errorf("rotate with the config's grace printed %q", note)
+	}
+	c := runner{t: t, url: srv.URL()}
+	c.ok("role", "add", "--id", "r", "--capability", "c")
+	if note := rotate(noConfig(t), "--redis", srv.URL()); !strings.Contains(note, "keeps working for 5m0s.") {
+		t.Errorf("rotate with the default grace printed %q", note)
 	}
 }
