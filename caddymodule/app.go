@@ -22,7 +22,7 @@ func init() {
 const (
 	DefaultCacheTTL      = 15 * time.Minute
 	DefaultCacheSize     = 100000
-	DefaultRotationGrace = 5 * time.Minute
+	DefaultRotationGrace = keystore.DefaultRotationGrace
 	DefaultLastUsedFlush = time.Minute
 	DefaultSweepInterval = time.Minute
 
@@ -174,7 +174,7 @@ func (a *App) check() error {
 		return fmt.Errorf("access_keys: max_failures_per_client must be positive, or -1 for no limit, not %d", a.MaxFailuresPerClient)
 	case a.MaxFailuresPerKey < -1:
 		return fmt.Errorf("access_keys: max_failures_per_key must be positive, or -1 for no limit, not %d", a.MaxFailuresPerKey)
-	case a.KeyPrefix != "" && !validPrefix(a.KeyPrefix):
+	case a.KeyPrefix != "" && !keystore.ValidPrefix(a.KeyPrefix):
 		return fmt.Errorf("access_keys: key_prefix %q: use 1-64 letters, digits and _.:- only", a.KeyPrefix)
 	case a.RedisSentinel != nil && (a.RedisSentinel.Master == "" || len(a.RedisSentinel.Addrs) == 0):
 		return errors.New("access_keys: redis_sentinel needs a master name and at least one address")

@@ -9,6 +9,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/accessgate/accessgate/keystore"
 )
 
 func init() {
@@ -67,7 +69,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
-			if !validPrefix(d.Val()) {
+			if !keystore.ValidPrefix(d.Val()) {
 				return d.Errf("key_prefix %q: use letters, digits and _.:- only (no braces)", d.Val())
 			}
 			a.KeyPrefix = d.Val()
@@ -123,10 +125,6 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	return nil
 }
-
-var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
-
-func validPrefix(p string) bool { return prefixPattern.MatchString(p) }
 
 func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	m := new(Handler)

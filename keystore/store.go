@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -13,13 +14,27 @@ import (
 // DefaultPrefix starts every Redis key when no prefix is configured.
 const DefaultPrefix = "accessgate"
 
+// DefaultRotationGrace is how long a rotated-out key keeps working when
+// no grace is configured.
+const DefaultRotationGrace = 5 * time.Minute
+
+// prefixPattern is what a key prefix may look like: no braces, which
+// would break the hash tags that keep a record in one Cluster slot.
+var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+
+// ValidPrefix reports whether p can start every Redis key of a store:
+// 1-64 letters, digits and _.:- (a brace would break Redis Cluster hash
+// tags).
+func ValidPrefix(p string) bool { return prefixPattern.MatchString(p) }
+
 // Options configure a Store.
 type Options struct {
 	// Prefix starts every Redis key; DefaultPrefix when empty.
 	Prefix string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// RotationGrace is how long a rotated-out key keeps working.
+	// RotationGrace is how long a rotated-out key keeps working;
+	// DefaultRotationGrace when zero or negative.
 	RotationGrace time.Duration
 	// AuditMaxLen caps the audit stream (approximately); 100000 when zero.
 	AuditMaxLen int64
@@ -47,7 +62,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		s.now = time.Now
 	}
 	if s.grace <= 0 {
-		s.grace = 5 * time.Minute
+		s.grace = DefaultRotationGrace
 	}
 	if s.auditN <= 0 {
 		s.auditN = 100000

@@ -1,4 +1,4 @@
-package caddymodule
+package cli
 
 import (
 	"errors"
@@ -11,29 +11,29 @@ import (
 	"github.com/accessgate/accessgate/keystore"
 )
 
-// cliPersonalRolePrefix starts the ID of the role that holds the
+// personalRolePrefix starts the ID of the role that holds the
 // capabilities given to a user directly.
-const cliPersonalRolePrefix = "personal."
+const personalRolePrefix = "personal."
 
-func cliNewRoleCommand(g *cliGlobals) *cobra.Command {
-	return cliGroup("role", "Manages roles", cliNewRoleAddCommand(g))
+func newRoleCommand(g *globals) *cobra.Command {
+	return group("role", "Manages roles", newRoleAddCommand(g))
 }
 
-// cliGroup is a command that only holds verbs.
-func cliGroup(use, short string, verbs ...*cobra.Command) *cobra.Command {
-	c := &cobra.Command{Use: use, Short: short, Args: cobra.ArbitraryArgs, RunE: cliUnknownVerb}
+// group is a command that only holds verbs.
+func group(use, short string, verbs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{Use: use, Short: short, Args: cobra.ArbitraryArgs, RunE: unknownVerb}
 	c.AddCommand(verbs...)
 	return c
 }
 
-// cliRoleInput is what `role add` is given.
-type cliRoleInput struct {
+// roleInput is what `role add` is given.
+type roleInput struct {
 	role    keystore.Role
 	replace bool
 }
 
-func cliNewRoleAddCommand(g *cliGlobals) *cobra.Command {
-	var in cliRoleInput
+func newRoleAddCommand(g *globals) *cobra.Command {
+	var in roleInput
 	c := &cobra.Command{
 		Use:   "add --id <role> --capability <capability>... [--name <name>] [--description <text>] [--replace]",
 		Short: "Creates a role, or replaces one with --replace",
@@ -41,7 +41,7 @@ func cliNewRoleAddCommand(g *cliGlobals) *cobra.Command {
 capabilities become those given, and its name and description change
 when given. Role names are unique, whatever their case.`,
 		Args: cobra.NoArgs,
-		RunE: g.run(func(e *cliEnv, _ []string) error { return cliAddRole(e, in) }),
+		RunE: g.run(func(e *env, _ []string) error { return addRole(e, in) }),
 	}
 	c.Flags().StringVar(&in.role.ID, "id", "", "Role ID (required)")
 	c.Flags().StringArrayVar(&in.role.Capabilities, "capability", nil, "Capability the role grants; repeatable")
@@ -52,21 +52,21 @@ when given. Role names are unique, whatever their case.`,
 	return c
 }
 
-func cliAddRole(e *cliEnv, in cliRoleInput) error {
-	saved, err := cliSaveRole(e, in.role, in.replace)
+func addRole(e *env, in roleInput) error {
+	saved, err := saveRole(e, in.role, in.replace)
 	if err != nil {
 		return err
 	}
 	if e.json {
 		return e.writeJSON(saved)
 	}
-	_, err = fmt.Fprintf(e.out, "Role %s saved.\n  Capabilities: %s\n", saved.ID, cliListOrNone(saved.Capabilities))
+	_, err = fmt.Fprintf(e.out, "Role %s saved.\n  Capabilities: %s\n", saved.ID, listOrNone(saved.Capabilities))
 	return err
 }
 
-// cliSaveRole creates r, or with replace updates the role of its ID if
+// saveRole creates r, or with replace updates the role of its ID if
 // there is one, as the API does: checked, atomic and audited.
-func cliSaveRole(e *cliEnv, r keystore.Role, replace bool) (*keystore.Role, error) {
+func saveRole(e *env, r keystore.Role, replace bool) (*keystore.Role, error) {
 	if r.Name == "" {
 		r.Name = r.ID
 	}
@@ -91,18 +91,18 @@ func cliSaveRole(e *cliEnv, r keystore.Role, replace bool) (*keystore.Role, erro
 	}, e.op)
 }
 
-func cliNewUserCommand(g *cliGlobals) *cobra.Command {
-	return cliGroup("user", "Manages users", cliNewUserAddCommand(g))
+func newUserCommand(g *globals) *cobra.Command {
+	return group("user", "Manages users", newUserAddCommand(g))
 }
 
-// cliUserInput is what `user add` is given.
-type cliUserInput struct {
+// userInput is what `user add` is given.
+type userInput struct {
 	owner        keystore.Owner
 	capabilities []string
 }
 
-func cliNewUserAddCommand(g *cliGlobals) *cobra.Command {
-	var in cliUserInput
+func newUserAddCommand(g *globals) *cobra.Command {
+	var in userInput
 	c := &cobra.Command{
 		Use:   "add --id <user> --email <email> [--role <role>]... [--capability <capability>]...",
 		Short: "Creates or replaces an active user",
@@ -110,7 +110,7 @@ func cliNewUserAddCommand(g *cliGlobals) *cobra.Command {
 given with --capability go into the user's personal role, personal.<user>,
 which is created or replaced and added to the user's roles.`,
 		Args: cobra.NoArgs,
-		RunE: g.run(func(e *cliEnv, _ []string) error { return cliPutUser(e, in) }),
+		RunE: g.run(func(e *env, _ []string) error { return putUser(e, in) }),
 	}
 	c.Flags().StringVar(&in.owner.ID, "id", "", "User ID (required)")
 	c.Flags().StringVar(&in.owner.Email, "email", "", "Email address (required)")
@@ -123,20 +123,20 @@ which is created or replaced and added to the user's roles.`,
 	return c
 }
 
-func cliPutUser(e *cliEnv, in cliUserInput) error {
+func putUser(e *env, in userInput) error {
 	o := in.owner
 	o.Kind, o.IsActive = keystore.OwnerUser, true
 	if len(in.capabilities) > 0 {
-		if err := cliCheckUser(e, o, in.capabilities); err != nil {
+		if err := checkUser(e, o, in.capabilities); err != nil {
 			return err
 		}
-		role, err := cliSaveRole(e, cliPersonalRole(o.ID, in.capabilities), true)
+		role, err := saveRole(e, personalRole(o.ID, in.capabilities), true)
 		if err != nil {
 			return err
 		}
 		o.RoleIDs = append(o.RoleIDs, role.ID)
 	}
-	saved, err := cliSaveUser(e, o)
+	saved, err := saveUser(e, o)
 	if err != nil {
 		return err
 	}
@@ -148,18 +148,18 @@ func cliPutUser(e *cliEnv, in cliUserInput) error {
 		return err
 	}
 	_, err = fmt.Fprintf(e.out, "User %s <%s> saved (active).\n  Roles: %s\n  Capabilities: %s\n",
-		saved.ID, saved.Email, cliListOrNone(saved.RoleIDs), cliListOrNone(p.Capabilities))
+		saved.ID, saved.Email, listOrNone(saved.RoleIDs), listOrNone(p.Capabilities))
 	return err
 }
 
-// cliSaveUser creates the user o, or updates the user of its ID if there
+// saveUser creates the user o, or updates the user of its ID if there
 // is one, as the API does: checked, atomic and audited.
-func cliSaveUser(e *cliEnv, o keystore.Owner) (*keystore.Owner, error) {
+func saveUser(e *env, o keystore.Owner) (*keystore.Owner, error) {
 	saved, err := e.store.CreateOwner(e.ctx, o, e.op)
 	if !errors.Is(err, keystore.ErrConflict) {
 		return saved, err
 	}
-	if err := cliCheckNotServiceAccount(e, o.ID); err != nil {
+	if err := checkNotServiceAccount(e, o.ID); err != nil {
 		return nil, err
 	}
 	return e.store.UpdateOwner(e.ctx, o.ID, keystore.OwnerUser, func(old *keystore.Owner) {
@@ -168,26 +168,26 @@ func cliSaveUser(e *cliEnv, o keystore.Owner) (*keystore.Owner, error) {
 	}, e.op)
 }
 
-// cliPersonalRole is the role holding the capabilities given to a user
+// personalRole is the role holding the capabilities given to a user
 // directly.
-func cliPersonalRole(userID string, capabilities []string) keystore.Role {
+func personalRole(userID string, capabilities []string) keystore.Role {
 	return keystore.Role{
-		ID:           cliPersonalRolePrefix + userID,
+		ID:           personalRolePrefix + userID,
 		Name:         "Personal role of " + userID,
 		Description:  "Capabilities given directly to user " + userID,
 		Capabilities: capabilities,
 	}
 }
 
-// cliCheckUser finds, before anything is written, the problems that would
+// checkUser finds, before anything is written, the problems that would
 // make the store refuse the user after its personal role was saved.
-func cliCheckUser(e *cliEnv, o keystore.Owner, capabilities []string) error {
+func checkUser(e *env, o keystore.Owner, capabilities []string) error {
 	v := &keystore.ValidationError{}
 	problem := func(field, code, msg string) {
 		v.Problems = append(v.Problems, keystore.FieldError{Field: field, Code: code, Message: msg})
 	}
-	if !keystore.ValidID(o.ID) || !keystore.ValidID(cliPersonalRolePrefix+o.ID) {
-		problem("id", "owner:invalid_id", fmt.Sprintf("id must be 1-%d letters, digits or _.:@- to have a personal role", 64-len(cliPersonalRolePrefix)))
+	if !keystore.ValidID(o.ID) || !keystore.ValidID(personalRolePrefix+o.ID) {
+		problem("id", "owner:invalid_id", fmt.Sprintf("id must be 1-%d letters, digits or _.:@- to have a personal role", 64-len(personalRolePrefix)))
 	}
 	for _, c := range capabilities {
 		if !keystore.ValidID(c) {
@@ -209,11 +209,11 @@ func cliCheckUser(e *cliEnv, o keystore.Owner, capabilities []string) error {
 	if len(v.Problems) > 0 {
 		return v
 	}
-	return cliCheckNotServiceAccount(e, o.ID)
+	return checkNotServiceAccount(e, o.ID)
 }
 
-// cliCheckNotServiceAccount fails when id already names a service account.
-func cliCheckNotServiceAccount(e *cliEnv, id string) error {
+// checkNotServiceAccount fails when id already names a service account.
+func checkNotServiceAccount(e *env, id string) error {
 	old, err := e.store.Owner(e.ctx, id)
 	if errors.Is(err, keystore.ErrNotFound) {
 		return nil
@@ -227,8 +227,8 @@ func cliCheckNotServiceAccount(e *cliEnv, id string) error {
 	return nil
 }
 
-// cliListOrNone joins items for text output.
-func cliListOrNone(items []string) string {
+// listOrNone joins items for text output.
+func listOrNone(items []string) string {
 	if len(items) == 0 {
 		return "(none)"
 	}
