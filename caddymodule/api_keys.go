@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/accessgate/accessgate/internal/errbody"
 	"github.com/accessgate/accessgate/keystore"
 )
 
@@ -326,7 +327,7 @@ func rotateKey(sa, id string) apiFunc {
 			return err
 		}
 		if k.OwnerID != c.ident.OwnerID && k.OwnerKind != keystore.OwnerServiceAccount {
-			return apiErrorf(http.StatusForbidden, codeForbidden,
+			return apiErrorf(http.StatusForbidden, errbody.CodeForbidden,
 				"only its owner rotates the access key of a user: rotating hands out the new secret, and a secret is never handed to someone else; deactivate or delete the key instead")
 		}
 		if err := c.checkKeyWithin(k.OwnerID, k.Scopes, "cannot rotate this key"); err != nil {
