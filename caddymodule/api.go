@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/accessgate/accessgate/keystore"
+	"github.com/accessgate/accessgate/mgmtapi/console"
 )
 
 func init() {
@@ -95,7 +96,7 @@ func (h *APIHandler) Validate() error {
 func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	// The web console is static and public: it signs in with an access
 	// key and then uses only the API below.
-	if serveConsole(w, r) {
+	if console.Serve(w, r) {
 		return nil
 	}
 	serve := caddyhttp.HandlerFunc(h.serveAPI)
