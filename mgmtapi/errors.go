@@ -1,4 +1,4 @@
-package caddymodule
+package mgmtapi
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
@@ -151,12 +150,12 @@ func redisUnavailable(err error) bool {
 func (c *apiCall) fail(err error) {
 	ae := c.asAPIError(err)
 	errID := errbody.NewID()
-	if extra, ok := c.r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Add(zap.String("access_keys_error_id", errID))
+	if c.h.LogErrorID != nil {
+		c.h.LogErrorID(c.r, errID)
 	}
 	switch {
 	case ae.status >= 500:
-		c.h.logger.Error("management request failed", zap.String("error_id", errID), zap.Int("status", ae.status),
+		c.h.logger().Error("management request failed", zap.String("error_id", errID), zap.Int("status", ae.status),
 			zap.String("method", keystore.ClientText(c.r.Method)), zap.String("path", keystore.ClientText(c.r.URL.Path)), zap.String("access_id", c.ident.AccessID), zap.Error(ae.cause))
 	case ae.status == http.StatusForbidden:
 		c.auditForbidden(errID, ae.scope)
@@ -168,7 +167,7 @@ func (c *apiCall) fail(err error) {
 // auditForbidden queues the audit event of a request refused for a
 // missing capability.
 func (c *apiCall) auditForbidden(errID, scope string) {
-	c.st.audit.reject(keystore.Event{
+	c.inst.AuditRefusal(keystore.Event{
 		EventName: keystore.EventScopeRejected,
 		Operator:  c.op,
 		AccessKey: &keystore.KeyRef{AccessID: c.ident.AccessID, Label: keystore.ClientText(c.ident.Label), OwnerID: c.ident.OwnerID},
