@@ -1,6 +1,7 @@
-package caddymodule_test
+package mgmtapi_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -109,18 +110,18 @@ func (f *apiFixture) checkRefusal(t *testing.T, r apiResp, status int, code stri
 func TestAPIAuthentication(t *testing.T) {
 	t.Parallel()
 	f := newAPIFixture(t)
-	resp := request(t, http.MethodGet, f.base+"/accessKeys/personal", nil, nil)
-	if got := resp.Header.Get("WWW-Authenticate"); got != `Basic realm="API"` {
+	resp := f.do(t, http.MethodGet, "/accessKeys/personal", nil, nil)
+	if got := resp.header.Get("WWW-Authenticate"); got != `Basic realm="API"` {
 		t.Errorf("WWW-Authenticate %q", got)
 	}
-	assertBodyA(t, resp, http.StatusUnauthorized, "unauthorized", "Credential could not be verified.")
+	resp.bodyA(t, http.StatusUnauthorized, "unauthorized", "Credential could not be verified.")
 	wrong := cred{f.alice.id, keystore.NewAccessKey()}
-	assertBodyA(t, request(t, http.MethodGet, f.base+"/accessKeys/personal", &wrong, nil), http.StatusUnauthorized, "unauthorized", "")
+	f.do(t, http.MethodGet, "/accessKeys/personal", &wrong, nil).bodyA(t, http.StatusUnauthorized, "unauthorized", "")
 
 	// Origins: alice's key allowlists none; a key with an allowlist
 	// passes its origin and gets it echoed.
-	assertBodyA(t, request(t, http.MethodGet, f.base+"/accessKeys/personal", &f.alice, map[string]string{"Origin": "https://evil.example.com"}),
-		http.StatusForbidden, "forbidden", "The request origin is not allowlisted to use this access key")
+	f.do(t, http.MethodGet, "/accessKeys/personal", &f.alice, nil, "Origin", "https://evil.example.com").
+		bodyA(t, http.StatusForbidden, "forbidden", "The request origin is not allowlisted to use this access key")
 	k, secret, err := f.store.CreateKey(t.Context(), keystore.KeySpec{Label: "web", OwnerID: "alice", CORSHeaders: []string{"https://app.example.com"}}, testOp)
 	if err != nil {
 		t.Fatal(err)
@@ -162,4 +163,58 @@ func TestAPIRedisDown(t *testing.T) {
 	eventually(t, 10*time.Second, "the API answering again", func() bool {
 		return f.do(t, http.MethodGet, "/accessKeys", &f.admin, nil).status == http.StatusOK
 	})
+}
+
+// TestAPIOptionsNeedsCredentials: as through the access_keys handler, an
+// OPTIONS request needs credentials unless it is a CORS preflight, which
+// is answered without them.
+func TestAPIOptionsNeedsCredentials(t *testing.T) {
+	f := newAPIFixture(t)
+	for _, hdr := range [][]string{nil, {"Origin", "https://app.example.com"}} {
+		r := apiDo(t, http.MethodOptions, f.base+"/accessKeys", nil, nil, hdr...)
+		if r.status != http.StatusUnauthorized {
+			t.Errorf("OPTIONS with %v: %d, want 401", hdr, r.status)
+		}
+	}
+	pre := apiDo(t, http.MethodOptions, f.base+"/accessKeys", nil, nil, "Origin", "https://app.example.com", "Access-Control-Request-Method", "POST")
+	if pre.status != http.StatusNoContent {
+		t.Errorf("preflight: %d, want 204", pre.status)
+	}
+}
+
+// TestAPIChangeRefusedWhenNotAnnounced: when Redis refuses the invalidation
+// message of a policy change, the management API must not answer as if
+// the change were made (the gateways would keep their cached
+// authentications for up to cache_ttl): the change is not stored and the
+// caller gets an error. Once Redis takes the message, the change works.
+func TestAPIChangeRefusedWhenNotAnnounced(t *testing.T) {
+	f := newAPIFixture(t)
+	ctx := context.Background()
+	lifetime := func() int {
+		t.Helper()
+		pol, err := f.store.Policies(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pol.LifetimeDays
+	}
+	was := lifetime()
+	if err := f.rdb.Do(ctx, "ACL", "SETUSER", "default", "-publish").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := f.do(t, http.MethodPut, "/policies/accessKeysLifetime", &f.admin, map[string]any{"accessKeysLifetimeInDays": 60})
+	if r.status < 500 {
+		t.Errorf("change that could not be announced: status %d, want a server error; body %s", r.status, r.body)
+	}
+	t.Logf("change that could not be announced: %d %s", r.status, r.body)
+	if got := lifetime(); got != was {
+		t.Errorf("the change was stored (%d days) although it could not be announced", got)
+	}
+	if err := f.rdb.Do(ctx, "ACL", "SETUSER", "default", "+publish").Err(); err != nil {
+		t.Fatal(err)
+	}
+	f.do(t, http.MethodPut, "/policies/accessKeysLifetime", &f.admin, map[string]any{"accessKeysLifetimeInDays": 60}).ok(t, http.StatusOK)
+	if got := lifetime(); got != 60 {
+		t.Errorf("lifetime %d after the change, want 60", got)
+	}
 }
