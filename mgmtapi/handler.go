@@ -12,9 +12,9 @@ import (
 	"github.com/accessgate/accessgate/mgmtapi/console"
 )
 
-// Timeout bounds the Redis work of one management request, so that an
+// timeout bounds the Redis work of one management request, so that an
 // outage answers 503 instead of holding the request.
-const Timeout = 10 * time.Second
+const timeout = 10 * time.Second
 
 // Authenticator is the gateway's front door, which the management API
 // shares so that a key works the same way through both.
@@ -131,7 +131,7 @@ func (h *Handler) serveAPI(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Access-Control-Allow-Origin", origin)
 		w.Header().Add("Vary", "Origin")
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), Timeout)
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	c := h.newCall(ctx, w, r, ident)
 	var methods apiMethods
