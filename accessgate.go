@@ -6,7 +6,7 @@
 //	xcaddy build --with github.com/accessgate/accessgate
 //
 // builds a Caddy that has them. The code lives in the caddymodule,
-// keystore and authcache packages.
+// mgmtapi, keystore and authcache packages.
 package accessgate
 
 import (

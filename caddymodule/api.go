@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/accessgate/accessgate/keystore"
+	"github.com/accessgate/accessgate/mgmtapi"
 )
 
 func init() {
@@ -21,10 +23,6 @@ func init() {
 	httpcaddyfile.RegisterHandlerDirective("access_keys_api", parseAPIDirective)
 	httpcaddyfile.RegisterDirectiveOrder("access_keys_api", httpcaddyfile.Before, "respond")
 }
-
-// apiTimeout bounds the Redis work of one management request, so that an
-// outage answers 503 instead of holding the request.
-const apiTimeout = 10 * time.Second
 
 // APIHandler serves the Sumo Logic-compatible access key management API:
 // access keys, the two key policies, the scope catalogue, users, service
@@ -57,12 +55,17 @@ const apiTimeout = 10 * time.Second
 // to it and never calls the next handler: any other path is answered 401
 // without valid credentials and 404 with them, so that nothing placed
 // after it in a route is reached unauthenticated.
+//
+// The API itself is mgmtapi.Handler; this module connects it to the
+// access_keys app: the gate of the access_keys handler, the app's state
+// and caches, Caddy's client address and access log, and the scopes of
+// the running configuration.
 type APIHandler struct {
 	// Realm is the realm of the WWW-Authenticate challenge. Default: API.
 	Realm string `json:"realm,omitempty"`
 
-	gate   gate
-	logger *zap.Logger
+	gate gate
+	api  mgmtapi.Handler
 }
 
 // CaddyModule returns the Caddy module information.
@@ -78,8 +81,18 @@ func (h *APIHandler) Provision(ctx caddy.Context) error {
 	if h.Realm == "" {
 		h.Realm = "API"
 	}
-	h.logger = ctx.Logger()
-	return h.gate.provision(ctx, h.Realm)
+	if err := h.gate.provision(ctx, h.Realm); err != nil {
+		return err
+	}
+	h.api = mgmtapi.Handler{
+		Auth:         apiAuth{&h.gate},
+		Hold:         h.hold,
+		ClientIP:     clientIP,
+		MappedScopes: mappedScopes,
+		Logger:       ctx.Logger(),
+		LogErrorID:   logErrorID,
+	}
+	return nil
 }
 
 // Validate checks the handler's settings.
@@ -93,99 +106,103 @@ func (h *APIHandler) Validate() error {
 // ServeHTTP implements caddyhttp.MiddlewareHandler. It answers every
 // request itself and never calls next.
 func (h *APIHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	// The web console is static and public: it signs in with an access
-	// key and then uses only the API below.
-	if serveConsole(w, r) {
-		return nil
-	}
-	serve := caddyhttp.HandlerFunc(h.serveAPI)
-	if isPreflight(r) {
-		// Whatever the preflight does not answer goes to the API, never
-		// to the next handler.
-		return (&Handler{}).preflight(w, r, serve)
-	}
-	return serve(w, r)
-}
-
-// serveAPI authenticates and serves one request of the management API,
-// answering 404 for a path it does not serve.
-func (h *APIHandler) serveAPI(w http.ResponseWriter, r *http.Request) error {
-	if sameOrigin(r) {
-		// Browsers send Origin on same-origin writes too; the console
-		// served by this handler is not a cross-origin caller.
-		r.Header.Del("Origin")
-	}
-	e, ok := h.gate.check(w, r)
-	if !ok {
-		return nil
-	}
-	if origin := r.Header.Get("Origin"); origin != "" {
-		w.Header().Set("Access-Control-Allow-Origin", origin)
-		w.Header().Add("Vary", "Origin")
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
-	defer cancel()
-	c := h.newCall(ctx, w, r, e.ident)
-	var methods apiMethods
-	if segs, ok := apiSegments(r.URL.Path); ok {
-		methods = routeAPI(segs)
-	}
-	if methods == nil {
-		c.fail(apiErrorf(http.StatusNotFound, codeNotFound, "no such endpoint: %s", r.URL.Path))
-		return nil
-	}
-	method := r.Method
-	if method == http.MethodHead {
-		method = http.MethodGet
-	}
-	fn := methods[method]
-	if fn == nil {
-		w.Header().Set("Allow", methods.allow())
-		c.fail(apiErrorf(http.StatusMethodNotAllowed, codeMethodUnsupported, "method %s is not supported here; use %s", r.Method, methods.allow()))
-		return nil
-	}
-	if err := fn(c); err != nil {
-		c.fail(err)
-	}
+	h.api.ServeHTTP(w, r)
 	return nil
 }
 
-// newCall gathers what the endpoints of one request need.
-func (h *APIHandler) newCall(ctx context.Context, w http.ResponseWriter, r *http.Request, ident *keystore.Identity) *apiCall {
-	clientIP, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	st := h.gate.app.holdFor(ctx)
-	return &apiCall{
-		h:     h,
-		ctx:   ctx,
-		w:     w,
-		r:     r,
-		ident: ident,
-		st:    st,
-		store: st.store,
-		noun:  "accessKey",
-		op: keystore.Operator{
-			ID:        ident.OwnerID,
-			Email:     ident.Email,
-			AccessID:  ident.AccessID,
-			Interface: keystore.InterfaceAPI,
-			SourceIP:  clientIP,
-		},
+// hold returns the app's state for a management request, held until ctx
+// ends, so that a reload never closes it under the request.
+func (h *APIHandler) hold(ctx context.Context) mgmtapi.Instance {
+	return apiInstance{h.gate.app.holdFor(ctx)}
+}
+
+// apiAuth authenticates management requests with the gate of the
+// access_keys handler.
+type apiAuth struct{ g *gate }
+
+// Preflight answers a CORS preflight as the access_keys handler does with
+// preflight respond (its default).
+func (a apiAuth) Preflight(w http.ResponseWriter, r *http.Request) bool {
+	if !isPreflight(r) {
+		return false
+	}
+	// A handler that responds to preflights never calls next.
+	_ = (&Handler{}).preflight(w, r, nil)
+	return true
+}
+
+// Authenticate checks the credentials and the key's origin allowlist.
+func (a apiAuth) Authenticate(w http.ResponseWriter, r *http.Request) (*keystore.Identity, bool) {
+	e, ok := a.g.check(w, r)
+	if !ok {
+		return nil, false
+	}
+	return e.ident, true
+}
+
+// apiInstance is the state a management request works on; its methods
+// implement mgmtapi.Instance.
+type apiInstance struct{ st *state }
+
+func (i apiInstance) Store() *keystore.Store             { return i.st.store }
+func (i apiInstance) LastUsed(accessID string) time.Time { return i.st.lastUsed.get(accessID) }
+func (i apiInstance) ForgetKey(accessID string)          { i.st.forgetKey(accessID) }
+func (i apiInstance) ForgetOwner(ownerID string)         { i.st.forgetOwner(ownerID) }
+func (i apiInstance) ForgetAll()                         { i.st.forgetAll() }
+func (i apiInstance) AuditRefusal(e keystore.Event)      { i.st.audit.reject(e) }
+
+// logErrorID adds the error id of a management API error to the request's
+// access log entry.
+func logErrorID(r *http.Request, errorID string) {
+	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
+		extra.Add(zap.String("access_keys_error_id", errorID))
 	}
 }
 
-// apiCall is one management request being served.
-type apiCall struct {
-	h     *APIHandler
-	ctx   context.Context
-	w     http.ResponseWriter
-	r     *http.Request
-	ident *keystore.Identity
-	op    keystore.Operator
-	st    *state
-	store *keystore.Store
-	// noun names the resource in error codes: accessKey, user,
-	// serviceAccount, role or policy.
-	noun string
+// mappedScopes returns, sorted, the scopes named by the scope rules of
+// every access_keys handler in the running HTTP configuration, including
+// those nested in subroutes (handle, route) and error routes.
+func mappedScopes() []string {
+	app, err := caddy.ActiveContext().AppIfConfigured("http")
+	if err != nil {
+		return nil
+	}
+	httpApp, ok := app.(*caddyhttp.App)
+	if !ok {
+		return nil
+	}
+	var out []string
+	var walk func(routes caddyhttp.RouteList, depth int)
+	walk = func(routes caddyhttp.RouteList, depth int) {
+		if depth > 32 {
+			return
+		}
+		for _, rt := range routes {
+			for _, h := range rt.Handlers {
+				switch v := h.(type) {
+				case *Handler:
+					for _, rule := range v.Scopes {
+						out = append(out, rule.Scope)
+					}
+				case *caddyhttp.Subroute:
+					walk(v.Routes, depth+1)
+				}
+			}
+		}
+	}
+	for _, srv := range httpApp.Servers {
+		walk(srv.Routes, 0)
+		if srv.Errors != nil {
+			walk(srv.Errors.Routes, 0)
+		}
+		for _, nr := range srv.NamedRoutes {
+			if nr != nil {
+				walk(caddyhttp.RouteList{*nr}, 0)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func parseAPIDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -225,23 +242,6 @@ var (
 	_ caddy.Validator             = (*APIHandler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*APIHandler)(nil)
 	_ caddyfile.Unmarshaler       = (*APIHandler)(nil)
+	_ mgmtapi.Authenticator       = apiAuth{}
+	_ mgmtapi.Instance            = apiInstance{}
 )
-
-// sameOrigin reports whether the request's Origin is the origin it was
-// sent to (scheme and Host), compared after normalisation.
-func sameOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" || r.Host == "" {
-		return false
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	self, err := keystore.NormalizeOrigin(scheme + "://" + r.Host)
-	if err != nil {
-		return false
-	}
-	got, err := keystore.NormalizeOrigin(origin)
-	return err == nil && got == self
-}

@@ -70,25 +70,3 @@ func FuzzParseBasic(f *testing.F) {
 		}
 	})
 }
-
-func TestErrorID(t *testing.T) {
-	seen := map[string]bool{}
-	for range 1000 {
-		id := newErrorID()
-		if len(id) != 17 || id[5] != '-' || id[11] != '-' {
-			t.Fatalf("error id %q is not 5-5-5", id)
-		}
-		for i, c := range id {
-			if i == 5 || i == 11 {
-				continue
-			}
-			if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-				t.Fatalf("error id %q has %q", id, c)
-			}
-		}
-		if seen[id] {
-			t.Fatalf("error id %q repeated", id)
-		}
-		seen[id] = true
-	}
-}

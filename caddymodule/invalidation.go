@@ -159,7 +159,7 @@ func (s *state) forgetKey(accessID string) int {
 // and returns how many authentications there were.
 func (s *state) forgetOwner(ownerID string) int {
 	s.owners.InvalidateTag(ownerID)
-	return s.auth.InvalidateTag(ownerTag(ownerID))
+	return s.auth.InvalidateTag(keystore.OwnerTag(ownerID))
 }
 
 // forgetAll drops everything cached, after a change that may concern any

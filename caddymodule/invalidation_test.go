@@ -82,9 +82,9 @@ func TestForgetOwnersBeforeAuthentications(t *testing.T) {
 		stale  func(e *entry, err error) bool
 	}{
 		{"owner message", deactivateOwner, func(s *state) { s.invalidate("owner:u1") }, ownerActive},
-		{"owner changed through this instance's API", deactivateOwner, func(s *state) { (&apiCall{st: s}).forgetOwner("u1") }, ownerActive},
+		{"owner changed through this instance's API", deactivateOwner, func(s *state) { apiInstance{s}.ForgetOwner("u1") }, ownerActive},
 		{"all message", removeCapability, func(s *state) { s.invalidate("all") }, canView},
-		{"role changed through this instance's API", removeCapability, func(s *state) { (&apiCall{st: s}).forgetAll() }, canView},
+		{"role changed through this instance's API", removeCapability, func(s *state) { apiInstance{s}.ForgetAll() }, canView},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+
+	"github.com/accessgate/accessgate/internal/errbody"
+	"github.com/accessgate/accessgate/keystore"
 )
 
 // badRequestPath reports whether strict paths refuse the path of r: one
@@ -118,13 +121,13 @@ func unhex(c byte) byte {
 // its error id; it is no authentication, so it is neither audited nor
 // counted among the authentication outcomes.
 func (h *Handler) refuseBadPath(w http.ResponseWriter, r *http.Request) {
-	errID := newErrorID()
+	errID := errbody.NewID()
 	if extra, ok := r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
 		extra.Add(zap.String("access_keys_error_id", errID))
 		extra.Add(zap.String("access_keys_reason", "bad_path"))
 	}
 	if ce := h.gate.logger.Check(zap.DebugLevel, "request path refused"); ce != nil {
-		ce.Write(zap.String("error_id", errID), zap.String("path", clientText(r.URL.EscapedPath())), zap.String("client_ip", clientIP(r)))
+		ce.Write(zap.String("error_id", errID), zap.String("path", keystore.ClientText(r.URL.EscapedPath())), zap.String("client_ip", clientIP(r)))
 	}
-	writeErrorA(w, http.StatusBadRequest, errID, codeBadRequest, msgBadPath)
+	errbody.WriteA(w, http.StatusBadRequest, errID, errbody.CodeBadRequest, errbody.MsgBadPath)
 }

@@ -6,11 +6,11 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/accessgate/accessgate/internal/errbody"
 	"github.com/accessgate/accessgate/keystore"
 )
 
@@ -40,29 +40,29 @@ const statusClientClosed = 499
 // others, like every rejection, at debug level, and every error id is in
 // the request's access log fields.
 func (g *gate) reject(w http.ResponseWriter, r *http.Request, rej rejection) {
-	errID := newErrorID()
+	errID := errbody.NewID()
 	var code, msg, event string
 	switch rej.status {
 	case http.StatusUnauthorized:
-		code, msg, event = codeUnauthorized, msgUnauthorized, keystore.EventAuthFailed
+		code, msg, event = errbody.CodeUnauthorized, errbody.MsgUnauthorized, keystore.EventAuthFailed
 		w.Header().Set("WWW-Authenticate", g.challenge)
 	case http.StatusForbidden:
-		code, event = codeForbidden, keystore.EventScopeRejected
+		code, event = errbody.CodeForbidden, keystore.EventScopeRejected
 		switch {
 		case rej.origin != "":
-			msg, event = msgOriginDenied, keystore.EventOriginRejected
+			msg, event = errbody.MsgOriginDenied, keystore.EventOriginRejected
 		case rej.scope != "":
-			msg = scopeMessage(rej.scope)
+			msg = errbody.ScopeMessage(rej.scope)
 		default:
-			msg = msgUnmappedRoute
+			msg = errbody.MsgUnmappedRoute
 		}
 	case http.StatusTooManyRequests:
-		code, msg, event = codeRateLimited, msgRateLimited, keystore.EventAuthFailed
+		code, msg, event = errbody.CodeRateLimited, errbody.MsgRateLimited, keystore.EventAuthFailed
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(rej.retryAfter.Seconds())))))
 	case statusClientClosed:
 		// Nothing to tell a client that is gone, and nothing to audit.
 	default:
-		code, msg = codeUnavailable, msgUnavailable
+		code, msg = errbody.CodeUnavailable, errbody.MsgUnavailable
 	}
 	if rej.ident != nil {
 		rej.accessID, rej.label, rej.ownerID = rej.ident.AccessID, rej.ident.Label, rej.ident.OwnerID
@@ -95,13 +95,13 @@ func (g *gate) reject(w http.ResponseWriter, r *http.Request, rej rejection) {
 			EventName: event,
 			Operator:  keystore.Operator{ID: rej.ownerID, AccessID: rej.accessID, Interface: keystore.InterfaceAPI, SourceIP: clientIP},
 			Reason:    rej.reason,
-			Details:   map[string]any{"errorId": errID, "method": clientText(r.Method), "path": clientText(r.URL.Path), "status": rej.status},
+			Details:   map[string]any{"errorId": errID, "method": keystore.ClientText(r.Method), "path": keystore.ClientText(r.URL.Path), "status": rej.status},
 		}
 		if rej.accessID != "" {
-			ev.AccessKey = &keystore.KeyRef{AccessID: rej.accessID, Label: clientText(rej.label), OwnerID: rej.ownerID}
+			ev.AccessKey = &keystore.KeyRef{AccessID: rej.accessID, Label: keystore.ClientText(rej.label), OwnerID: rej.ownerID}
 		}
 		if rej.origin != "" {
-			ev.Details["origin"] = clientText(rej.origin)
+			ev.Details["origin"] = keystore.ClientText(rej.origin)
 		}
 		if rej.scope != "" {
 			ev.Details["scope"] = rej.scope
@@ -114,28 +114,7 @@ func (g *gate) reject(w http.ResponseWriter, r *http.Request, rej rejection) {
 		w.WriteHeader(statusClientClosed)
 		return
 	}
-	writeErrorA(w, rej.status, errID, code, msg)
-}
-
-// maxClientText bounds, in bytes, each piece of client-supplied text
-// (path, method, origin, label...) that an audit event or a log line
-// carries, so that the audit stream, capped by count, stays bounded in
-// bytes too.
-const maxClientText = 1024
-
-// clientText returns s cut to at most maxClientText bytes and marked with
-// "…" when cut. The cut falls on a rune boundary, so valid UTF-8 stays
-// valid. Every client-supplied string put into an audit event or a log
-// line goes through it.
-func clientText(s string) string {
-	if len(s) <= maxClientText {
-		return s
-	}
-	cut := maxClientText
-	for i := 0; i < utf8.UTFMax-1 && !utf8.RuneStart(s[cut]); i++ {
-		cut--
-	}
-	return s[:cut] + "…"
+	errbody.WriteA(w, rej.status, errID, code, msg)
 }
 
 // logLimiter lets one log line through per second and counts the ones it

@@ -261,22 +261,6 @@ func TestOptionsNeedsCredentials(t *testing.T) {
 	}
 }
 
-// TestAPIOptionsNeedsCredentials: the management API treats OPTIONS the
-// same way.
-func TestAPIOptionsNeedsCredentials(t *testing.T) {
-	f := newAPIFixture(t)
-	for _, hdr := range [][]string{nil, {"Origin", "https://app.example.com"}} {
-		r := apiDo(t, http.MethodOptions, f.base+"/accessKeys", nil, nil, hdr...)
-		if r.status != http.StatusUnauthorized {
-			t.Errorf("OPTIONS with %v: %d, want 401", hdr, r.status)
-		}
-	}
-	pre := apiDo(t, http.MethodOptions, f.base+"/accessKeys", nil, nil, "Origin", "https://app.example.com", "Access-Control-Request-Method", "POST")
-	if pre.status != http.StatusNoContent {
-		t.Errorf("preflight: %d, want 204", pre.status)
-	}
-}
-
 // trailerLine is the Trailer header line declaring names, or nothing.
 func trailerLine(names string) string {
 	if names == "" {

@@ -378,7 +378,7 @@ func (s *state) verify(ctx context.Context, k credKey, id, secret, client string
 		if !ownerDeadline.IsZero() && (deadline.IsZero() || ownerDeadline.Before(deadline)) {
 			deadline = ownerDeadline
 		}
-		return newEntry(ident), deadline, []string{ident.AccessID, ownerTag(ident.OwnerID)}, nil
+		return newEntry(ident), deadline, []string{ident.AccessID, keystore.OwnerTag(ident.OwnerID)}, nil
 	})
 	var ae *keystore.AuthError
 	switch {
@@ -408,9 +408,6 @@ func (s *state) failed(id, client string) {
 type limitError struct{ retryAfter time.Duration }
 
 func (e *limitError) Error() string { return "too many failed authentication attempts" }
-
-// ownerTag is the cache tag of every entry owned by ownerID.
-func ownerTag(ownerID string) string { return "owner:" + ownerID }
 
 // principal resolves an owner from the owner cache or Redis. The entry's
 // deadline bounds every authentication derived from it, so a change of the

@@ -212,6 +212,13 @@ func InvalidationTarget(msg string) (all bool, accessID, ownerID string) {
 	return true, "", "" // unknown message: be safe
 }
 
+// OwnerTag is the cache tag of every cached authentication of ownerID's
+// keys. A cache of authentications tags each entry with its access ID and
+// this tag, so that either target of an invalidation message (see
+// InvalidationTarget) drops its entries with one call; the prefix keeps
+// it apart from access IDs, which hold no colon.
+func OwnerTag(ownerID string) string { return invalidateOwnerPfx + ownerID }
+
 // announce queues in p, the MULTI block of a change, the invalidation
 // message msg that announces it, so that the change is stored only with
 // its announcement: if Redis refuses the PUBLISH, EXEC stores nothing and

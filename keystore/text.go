@@ -30,3 +30,24 @@ func disguisingRune(r rune) bool {
 	}
 	return false
 }
+
+// maxClientText bounds, in bytes, each piece of client-supplied text
+// (path, method, origin, label...) that an audit event or a log line
+// carries, so that the audit stream, capped by count, stays bounded in
+// bytes too.
+const maxClientText = 1024
+
+// ClientText returns s cut to at most maxClientText bytes and marked with
+// "…" when cut. The cut falls on a rune boundary, so valid UTF-8 stays
+// valid. Every client-supplied string put into an audit event or a log
+// line goes through it.
+func ClientText(s string) string {
+	if len(s) <= maxClientText {
+		return s
+	}
+	cut := maxClientText
+	for i := 0; i < utf8.UTFMax-1 && !utf8.RuneStart(s[cut]); i++ {
+		cut--
+	}
+	return s[:cut] + "…"
+}

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // disguising are characters that hide or reorder text when shown: C0 and
@@ -92,5 +94,39 @@ func TestDisguisingTextIsRefused(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestClientText(t *testing.T) {
+	long := strings.Repeat("a", 2000)
+	tests := []struct {
+		name, in, want string
+	}{
+		{"empty", "", ""},
+		{"short", "/api/v1/x", "/api/v1/x"},
+		{"exactly the limit", long[:maxClientText], long[:maxClientText]},
+		{"one byte over", long[:maxClientText+1], long[:maxClientText] + "…"},
+		{"long ASCII", long, long[:maxClientText] + "…"},
+		// A two-byte rune straddles the limit: it is left out whole.
+		{"split rune", long[:maxClientText-1] + "é" + long, long[:maxClientText-1] + "…"},
+		// A four-byte rune ending right at the limit is kept whole.
+		{"rune at the limit", long[:maxClientText-4] + "😀" + long, long[:maxClientText-4] + "😀…"},
+		{"four-byte rune straddling", long[:maxClientText-2] + "😀" + long, long[:maxClientText-2] + "…"},
+		// Not UTF-8 at all: the cut still happens, within three bytes.
+		{"continuation bytes", strings.Repeat("\x80", 2000), strings.Repeat("\x80", maxClientText-3) + "…"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := ClientText(tc.in)
+			if got != tc.want {
+				t.Errorf("clientText: got %d bytes ending %q, want %d bytes ending %q", len(got), got[max(0, len(got)-8):], len(tc.want), tc.want[max(0, len(tc.want)-8):])
+			}
+			if len(got) > maxClientText+len("…") {
+				t.Errorf("clientText: %d bytes, want at most %d", len(got), maxClientText+len("…"))
+			}
+			if utf8.ValidString(tc.in) && !utf8.ValidString(got) {
+				t.Error("clientText made valid UTF-8 invalid")
+			}
+		})
 	}
 }

@@ -1,4 +1,4 @@
-package caddymodule
+package mgmtapi
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/accessgate/accessgate/internal/errbody"
 	"github.com/accessgate/accessgate/keystore"
 )
 
@@ -67,7 +67,7 @@ func apiErrorf(status int, code, format string, args ...any) *apiError {
 // forbidden is the 403 of a missing capability; it names the first of
 // the capabilities that would have sufficed.
 func forbidden(capability string) *apiError {
-	e := apiErrorf(http.StatusForbidden, codeForbidden, "This access key lacks the capability %s needed for this request", capability)
+	e := apiErrorf(http.StatusForbidden, errbody.CodeForbidden, "This access key lacks the capability %s needed for this request", capability)
 	e.scope = capability
 	return e
 }
@@ -109,7 +109,7 @@ func (c *apiCall) asAPIError(err error) *apiError {
 	case errors.As(err, &mbe):
 		return apiErrorf(http.StatusRequestEntityTooLarge, codeBodyTooLarge, "the request body is larger than %d bytes", mbe.Limit)
 	case redisUnavailable(err):
-		out := apiErrorf(http.StatusServiceUnavailable, codeUnavailable, "%s", msgUnavailable)
+		out := apiErrorf(http.StatusServiceUnavailable, errbody.CodeUnavailable, "%s", errbody.MsgUnavailable)
 		out.cause = err
 		return out
 	}
@@ -149,14 +149,14 @@ func redisUnavailable(err error) bool {
 // error id, and missing capabilities are audited.
 func (c *apiCall) fail(err error) {
 	ae := c.asAPIError(err)
-	errID := newErrorID()
-	if extra, ok := c.r.Context().Value(caddyhttp.ExtraLogFieldsCtxKey).(*caddyhttp.ExtraLogFields); ok {
-		extra.Add(zap.String("access_keys_error_id", errID))
+	errID := errbody.NewID()
+	if c.h.LogErrorID != nil {
+		c.h.LogErrorID(c.r, errID)
 	}
 	switch {
 	case ae.status >= 500:
-		c.h.logger.Error("management request failed", zap.String("error_id", errID), zap.Int("status", ae.status),
-			zap.String("method", clientText(c.r.Method)), zap.String("path", clientText(c.r.URL.Path)), zap.String("access_id", c.ident.AccessID), zap.Error(ae.cause))
+		c.h.logger().Error("management request failed", zap.String("error_id", errID), zap.Int("status", ae.status),
+			zap.String("method", keystore.ClientText(c.r.Method)), zap.String("path", keystore.ClientText(c.r.URL.Path)), zap.String("access_id", c.ident.AccessID), zap.Error(ae.cause))
 	case ae.status == http.StatusForbidden:
 		c.auditForbidden(errID, ae.scope)
 	}
@@ -167,12 +167,12 @@ func (c *apiCall) fail(err error) {
 // auditForbidden queues the audit event of a request refused for a
 // missing capability.
 func (c *apiCall) auditForbidden(errID, scope string) {
-	c.st.audit.reject(keystore.Event{
+	c.inst.AuditRefusal(keystore.Event{
 		EventName: keystore.EventScopeRejected,
 		Operator:  c.op,
-		AccessKey: &keystore.KeyRef{AccessID: c.ident.AccessID, Label: clientText(c.ident.Label), OwnerID: c.ident.OwnerID},
+		AccessKey: &keystore.KeyRef{AccessID: c.ident.AccessID, Label: keystore.ClientText(c.ident.Label), OwnerID: c.ident.OwnerID},
 		Reason:    "capability_missing",
-		Details:   map[string]any{"errorId": errID, "method": clientText(c.r.Method), "path": clientText(c.r.URL.Path), "status": http.StatusForbidden, "scope": scope},
+		Details:   map[string]any{"errorId": errID, "method": keystore.ClientText(c.r.Method), "path": keystore.ClientText(c.r.URL.Path), "status": http.StatusForbidden, "scope": scope},
 	})
 }
 

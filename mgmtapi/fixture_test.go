@@ -1,4 +1,4 @@
-package caddymodule_test
+package mgmtapi_test
 
 import (
 	"bytes"
@@ -21,6 +21,14 @@ import (
 	"github.com/accessgate/accessgate/internal/redistest"
 	"github.com/accessgate/accessgate/keystore"
 )
+
+// cred is an Access ID and its Access Key.
+type cred struct {
+	id, secret string
+}
+
+// testOp is the operator of the changes a test makes in the store.
+var testOp = keystore.Operator{ID: "test", Interface: keystore.InterfaceCLI}
 
 // apiFixture is a real redis-server and a real Caddy serving the
 // management API on two sites: base (handle /api/v1/*, next to a
@@ -252,6 +260,23 @@ func (r apiResp) fails(t testing.TB, status int, code string) []string {
 	return msgs
 }
 
+// errorIDPattern is the shape of an error id: 5-5-5 upper-case
+// alphanumerics.
+var errorIDPattern = regexp.MustCompile(`^[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}$`)
+
+// bodyA checks an answer with body A: the status, exactly the fields
+// status, id, code and message, a 5-5-5 error id, the code and, unless
+// empty, the message.
+func (r apiResp) bodyA(t testing.TB, status int, code, message string) {
+	t.Helper()
+	m := r.ok(t, status)
+	fieldsExactly(t, m, "status", "id", "code", "message")
+	id, _ := m["id"].(string)
+	if m["status"] != float64(status) || !errorIDPattern.MatchString(id) || m["code"] != code || message != "" && m["message"] != message {
+		t.Errorf("body A %s, want status %d, code %q, message %q", r.body, status, code, message)
+	}
+}
+
 // into decodes the body into v.
 func (r apiResp) into(t testing.TB, v any) {
 	t.Helper()
@@ -396,4 +421,15 @@ func strList(t testing.TB, v any) []string {
 		}
 	}
 	return out
+}
+
+// eventually polls cond until it holds, failing the test when timeout
+// passes first.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for start := time.Now(); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Since(start) > timeout {
+			t.Fatalf("%s did not happen within %v", what, timeout)
+		}
+	}
 }

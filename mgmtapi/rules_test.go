@@ -1,4 +1,4 @@
-package caddymodule_test
+package mgmtapi_test
 
 import (
 	"context"

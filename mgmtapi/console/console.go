@@ -1,4 +1,12 @@
-package caddymodule
+// Package console serves the web console of the management API: static
+// HTML, CSS and JavaScript modules, embedded from the static directory and
+// served under /console/ with a strict Content-Security-Policy. The page
+// holds no data; it signs in with an access key and then calls the
+// management API like any other client.
+//
+// It owns the console's files and how they are served, nothing else: it
+// imports nothing of accessgate and never imports Caddy.
+package console
 
 import (
 	"bytes"
@@ -12,25 +20,25 @@ import (
 	"time"
 )
 
-// consolePrefix is the path the web console is served under.
-const consolePrefix = "/console/"
+// prefix is the path the web console is served under.
+const prefix = "/console/"
 
-// consoleCSP is the Content-Security-Policy of every console response: the
+// csp is the Content-Security-Policy of every console response: the
 // page loads only its own files, runs no inline script or style, talks only
 // to its own origin and cannot be framed.
-const consoleCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+const csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
 	"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; " +
 	"frame-ancestors 'none'"
 
-// consoleFiles holds the console: plain HTML, CSS and JavaScript modules,
+// files holds the console: plain HTML, CSS and JavaScript modules,
 // served as they are.
 //
-//go:embed console
-var consoleFiles embed.FS
+//go:embed static
+var files embed.FS
 
-// consoleTypes maps the extensions of the console's files to their media
+// mediaTypes maps the extensions of the console's files to their media
 // types, so that nothing depends on the machine's MIME tables.
-var consoleTypes = map[string]string{
+var mediaTypes = map[string]string{
 	".html": "text/html; charset=utf-8",
 	".js":   "text/javascript; charset=utf-8",
 	".css":  "text/css; charset=utf-8",
@@ -41,28 +49,28 @@ var consoleTypes = map[string]string{
 	".txt":  "text/plain; charset=utf-8",
 }
 
-// consoleFile is one embedded file, ready to serve.
-type consoleFile struct {
+// file is one embedded file, ready to serve.
+type file struct {
 	body        []byte
 	contentType string
 	etag        string
 }
 
-// consoleIndex maps the name of each servable file (relative to the
-// console directory) to its contents; it is built once from consoleFiles.
-var consoleIndex = buildConsoleIndex(consoleFiles)
+// index maps the name of each servable file (relative to the
+// static directory) to its contents; it is built once from files.
+var index = buildIndex(files)
 
-func buildConsoleIndex(fsys fs.FS) map[string]consoleFile {
-	sub, err := fs.Sub(fsys, "console")
+func buildIndex(fsys fs.FS) map[string]file {
+	sub, err := fs.Sub(fsys, "static")
 	if err != nil {
 		panic(err)
 	}
-	idx := map[string]consoleFile{}
+	idx := map[string]file{}
 	err = fs.WalkDir(sub, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		ct, ok := consoleTypes[path.Ext(name)]
+		ct, ok := mediaTypes[path.Ext(name)]
 		if !ok {
 			return nil // only known kinds of file are served
 		}
@@ -71,7 +79,7 @@ func buildConsoleIndex(fsys fs.FS) map[string]consoleFile {
 			return err
 		}
 		sum := sha256.Sum256(body)
-		idx[name] = consoleFile{body: body, contentType: ct, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
+		idx[name] = file{body: body, contentType: ct, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
 		return nil
 	})
 	if err != nil {
@@ -80,7 +88,7 @@ func buildConsoleIndex(fsys fs.FS) map[string]consoleFile {
 	return idx
 }
 
-// serveConsole serves the web console: the embedded files for paths under
+// Serve serves the web console: the embedded files for paths under
 // /console/ (index.html for /console/ itself) and a redirect from /console
 // to /console/. It reports whether it answered the request; it answers
 // nothing and returns false for every other path. It needs no credentials:
@@ -90,18 +98,18 @@ func buildConsoleIndex(fsys fs.FS) map[string]consoleFile {
 // Only GET and HEAD are served. Unknown files and directories are 404 (there
 // is no directory listing). Every answer carries a strict
 // Content-Security-Policy, nosniff, no-referrer and frame-ancestors 'none'.
-func serveConsole(w http.ResponseWriter, r *http.Request) bool {
+func Serve(w http.ResponseWriter, r *http.Request) bool {
 	p := r.URL.Path
-	if p != strings.TrimSuffix(consolePrefix, "/") && !strings.HasPrefix(p, consolePrefix) {
+	if p != strings.TrimSuffix(prefix, "/") && !strings.HasPrefix(p, prefix) {
 		return false
 	}
-	setConsoleHeaders(w.Header())
+	setSecurityHeaders(w.Header())
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		consoleError(w, http.StatusMethodNotAllowed)
+		writeError(w, http.StatusMethodNotAllowed)
 		return true
 	}
-	if !strings.HasPrefix(p, consolePrefix) {
+	if !strings.HasPrefix(p, prefix) {
 		// A relative target, so that the redirect also works when a
 		// prefix was stripped from the path (handle_path).
 		target := "console/"
@@ -115,13 +123,13 @@ func serveConsole(w http.ResponseWriter, r *http.Request) bool {
 		w.WriteHeader(http.StatusMovedPermanently)
 		return true
 	}
-	name := strings.TrimPrefix(p, consolePrefix)
+	name := strings.TrimPrefix(p, prefix)
 	if name == "" {
 		name = "index.html"
 	}
-	f, ok := consoleIndex[name]
+	f, ok := index[name]
 	if !ok || !fs.ValidPath(name) {
-		consoleError(w, http.StatusNotFound)
+		writeError(w, http.StatusNotFound)
 		return true
 	}
 	h := w.Header()
@@ -134,9 +142,9 @@ func serveConsole(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// setConsoleHeaders sets the security headers of every console response.
-func setConsoleHeaders(h http.Header) {
-	h.Set("Content-Security-Policy", consoleCSP)
+// setSecurityHeaders sets the security headers of every console response.
+func setSecurityHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", csp)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
@@ -144,8 +152,8 @@ func setConsoleHeaders(h http.Header) {
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
 }
 
-// consoleError answers a console request with a short plain-text error.
-func consoleError(w http.ResponseWriter, status int) {
+// writeError answers a console request with a short plain-text error.
+func writeError(w http.ResponseWriter, status int) {
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

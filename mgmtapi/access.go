@@ -1,10 +1,11 @@
-package caddymodule
+package mgmtapi
 
 import (
 	"net/http"
 	"slices"
 	"strings"
 
+	"github.com/accessgate/accessgate/internal/errbody"
 	"github.com/accessgate/accessgate/keystore"
 )
 
@@ -63,7 +64,7 @@ func (c *apiCall) beyondCaller(what string, want []string) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	e := apiErrorf(http.StatusForbidden, codeForbidden, "%s: it would give %s, which the access key making the request does not hold; a request can give only scopes of the calling key's own effective scopes",
+	e := apiErrorf(http.StatusForbidden, errbody.CodeForbidden, "%s: it would give %s, which the access key making the request does not hold; a request can give only scopes of the calling key's own effective scopes",
 		what, strings.Join(missing, ", "))
 	e.scope = missing[0]
 	return e

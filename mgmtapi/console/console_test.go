@@ -1,4 +1,4 @@
-package caddymodule
+package console
 
 import (
 	"io"
@@ -11,7 +11,7 @@ import (
 	"testing/fstest"
 )
 
-// consoleGet runs serveConsole on one request and returns whether it
+// consoleGet runs Serve on one request and returns whether it
 // answered and the recorded response.
 func consoleGet(t *testing.T, method, target string, hdr map[string]string) (bool, *http.Response, string) {
 	t.Helper()
@@ -20,7 +20,7 @@ func consoleGet(t *testing.T, method, target string, hdr map[string]string) (boo
 		req.Header.Set(k, v)
 	}
 	rec := httptest.NewRecorder()
-	served := serveConsole(rec, req)
+	served := Serve(rec, req)
 	resp := rec.Result()
 	body, _ := io.ReadAll(resp.Body)
 	return served, resp, string(body)
@@ -175,7 +175,7 @@ func TestServeConsoleOtherPaths(t *testing.T) {
 // TestConsoleFilesNoInlineScript keeps the page compatible with its CSP: no
 // inline script, event handler attributes, inline styles or outside URLs.
 func TestConsoleFilesNoInlineScript(t *testing.T) {
-	html := string(consoleIndex["index.html"].body)
+	html := string(index["index.html"].body)
 	inlineScript := regexp.MustCompile(`<script(?:\s[^>]*)?>\s*[^<\s]`)
 	if inlineScript.MatchString(html) {
 		t.Error("index.html has an inline script")
@@ -186,12 +186,12 @@ func TestConsoleFilesNoInlineScript(t *testing.T) {
 	if strings.Contains(html, "style=") || strings.Contains(html, "<style") {
 		t.Error("index.html has inline styles")
 	}
-	for name, f := range consoleIndex {
+	for name, f := range index {
 		if regexp.MustCompile(`(?:src|href)="(?:https?:)?//`).Match(f.body) {
 			t.Errorf("%s loads something from another origin", name)
 		}
 	}
-	js := string(consoleIndex["app.js"].body)
+	js := string(index["app.js"].body)
 	for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "localStorage"} {
 		if strings.Contains(js, bad) {
 			t.Errorf("app.js uses %s", bad)
@@ -201,12 +201,12 @@ func TestConsoleFilesNoInlineScript(t *testing.T) {
 
 func TestBuildConsoleIndex(t *testing.T) {
 	fsys := fstest.MapFS{
-		"console/index.html":    {Data: []byte("<!doctype html>")},
-		"console/a/b.js":        {Data: []byte("x")},
-		"console/notes.md":      {Data: []byte("not served")},
-		"console/sub/style.css": {Data: []byte("a{}")},
+		"static/index.html":    {Data: []byte("<!doctype html>")},
+		"static/a/b.js":        {Data: []byte("x")},
+		"static/notes.md":      {Data: []byte("not served")},
+		"static/sub/style.css": {Data: []byte("a{}")},
 	}
-	idx := buildConsoleIndex(fsys)
+	idx := buildIndex(fsys)
 	var names []string
 	for name := range idx {
 		names = append(names, name)
@@ -222,7 +222,7 @@ func TestBuildConsoleIndex(t *testing.T) {
 	if idx["index.html"].etag == idx["a/b.js"].etag {
 		t.Error("different files share an ETag")
 	}
-	if _, err := fs.Stat(consoleFiles, "console/index.html"); err != nil {
+	if _, err := fs.Stat(files, "static/index.html"); err != nil {
 		t.Errorf("embedded files: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
-package caddymodule_test
+package mgmtapi_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -109,18 +110,18 @@ func (f *apiFixture) checkRefusal(t *testing.T, r apiResp, status int, code stri
 func TestAPIAuthentication(t *testing.T) {
 	t.Parallel()
 	f := newAPIFixture(t)
-	resp := request(t, http.MethodGet, f.base+"/accessKeys/personal", nil, nil)
-	if got := resp.Header.Get("WWW-Authenticate"); got != `Basic realm="API"` {
+	resp := f.do(t, http.MethodGet, "/accessKeys/personal", nil, nil)
+	if got := resp.header.Get("WWW-Authenticate"); got != `Basic realm="API"` {
 		t.Errorf("WWW-Authenticate %q", got)
 	}
-	assertBodyA(t, resp, http.StatusUnauthorized, "unauthorized", "Credential could not be verified.")
+	resp.bodyA(t, http.StatusUnauthorized, "unauthorized", "Credential could not be verified.")
 	wrong := cred{f.alice.id, keystore.NewAccessKey()}
-	assertBodyA(t, request(t, http.MethodGet, f.base+"/accessKeys/personal", &wrong, nil), http.StatusUnauthorized, "unauthorized", "")
+	f.do(t, http.MethodGet, "/accessKeys/personal", &wrong, nil).bodyA(t, http.StatusUnauthorized, "unauthorized", "")
 
 	// Origins: alice's key allowlists none; a key with an allowlist
 	// passes its origin and gets it echoed.
-	assertBodyA(t, request(t, http.MethodGet, f.base+"/accessKeys/personal", &f.alice, map[string]string{"Origin": "https://evil.example.com"}),
-		http.StatusForbidden, "forbidden", "The request origin is not allowlisted to use this access key")
+	f.do(t, http.MethodGet, "/accessKeys/personal", &f.alice, nil, "Origin", "https://evil.example.com").
+		bodyA(t, http.StatusForbidden, "forbidden", "The request origin is not allowlisted to use this access key")
 	k, secret, err := f.store.CreateKey(t.Context(), keystore.KeySpec{Label: "web", OwnerID: "alice", CORSHeaders: []string{"https://app.example.com"}}, testOp)
 	if err != nil {
 		t.Fatal(err)
@@ -162,4 +163,88 @@ func TestAPIRedisDown(t *testing.T) {
 	eventually(t, 10*time.Second, "the API answering again", func() bool {
 		return f.do(t, http.MethodGet, "/accessKeys", &f.admin, nil).status == http.StatusOK
 	})
+}
+
+// TestAPIOptionsNeedsCredentials: as through the access_keys handler, an
+// OPTIONS request needs credentials unless it is a CORS preflight, which
+// is answered without them.
+func TestAPIOptionsNeedsCredentials(t *testing.T) {
+	f := newAPIFixture(t)
+	for _, hdr := range [][]string{nil, {"Origin", "https://app.example.com"}} {
+		r := apiDo(t, http.MethodOptions, f.base+"/accessKeys", nil, nil, hdr...)
+		if r.status != http.StatusUnauthorized {
+			t.Errorf("OPTIONS with %v: %d, want 401", hdr, r.status)
+		}
+	}
+	pre := apiDo(t, http.MethodOptions, f.base+"/accessKeys", nil, nil, "Origin", "https://app.example.com", "Access-Control-Request-Method", "POST")
+	if pre.status != http.StatusNoContent {
+		t.Errorf("preflight: %d, want 204", pre.status)
+	}
+}
+
+// TestAPIChangeRefusedWhenNotAnnounced: when Redis refuses the invalidation
+// message of a change (a policy change, a key deactivation), the
+// management API must not answer as if the change were made (the gateways
+// would keep their cached authentications for up to cache_ttl): the
+// change is not stored and the caller gets an error. Once Redis takes the
+// message, the change works.
+func TestAPIChangeRefusedWhenNotAnnounced(t *testing.T) {
+	f := newAPIFixture(t)
+	ctx := context.Background()
+	target := f.key(t, "bob", nil)
+	if got := f.gateStatus(t, target); got != http.StatusOK {
+		t.Fatalf("the key to deactivate: status %d through the gateway, want 200", got)
+	}
+	tests := []struct {
+		name, path string
+		body       map[string]any
+		// made checks the change once it is made.
+		made func(t *testing.T)
+	}{
+		{"policy change", "/policies/accessKeysLifetime", map[string]any{"accessKeysLifetimeInDays": 60}, func(t *testing.T) {
+			pol, err := f.store.Policies(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pol.LifetimeDays != 60 {
+				t.Errorf("lifetime %d after the change, want 60", pol.LifetimeDays)
+			}
+		}},
+		{"key deactivation", "/accessKeys/" + target.id, map[string]any{"disabled": true}, func(t *testing.T) {
+			k, err := f.store.Key(ctx, target.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !k.Disabled {
+				t.Errorf("the key is not deactivated after the change")
+			}
+			if got := f.gateStatus(t, target); got != http.StatusUnauthorized {
+				t.Errorf("the deactivated key: status %d through the gateway, want 401", got)
+			}
+		}},
+	}
+	acl := func(rule string) {
+		t.Helper()
+		if err := f.rdb.Do(ctx, "ACL", "SETUSER", "default", rule).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acl("-publish")
+	for _, tt := range tests {
+		f.unchanged(t, func() {
+			r := f.do(t, http.MethodPut, tt.path, &f.admin, tt.body)
+			if r.status < 500 {
+				t.Errorf("%s that could not be announced: status %d, want a server error; body %s", tt.name, r.status, r.body)
+			}
+			t.Logf("%s that could not be announced: %d %s", tt.name, r.status, r.body)
+		})
+	}
+	if got := f.gateStatus(t, target); got != http.StatusOK {
+		t.Errorf("the key whose deactivation was refused: status %d through the gateway, want 200", got)
+	}
+	acl("+publish")
+	for _, tt := range tests {
+		f.do(t, http.MethodPut, tt.path, &f.admin, tt.body).ok(t, http.StatusOK)
+		tt.made(t)
+	}
 }

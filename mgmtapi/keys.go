@@ -1,9 +1,10 @@
-package caddymodule
+package mgmtapi
 
 import (
 	"net/http"
 	"strconv"
 
+	"github.com/accessgate/accessgate/internal/errbody"
 	"github.com/accessgate/accessgate/keystore"
 )
 
@@ -102,7 +103,7 @@ func (c *apiCall) views(keys []*keystore.Key, secret string) ([]apiAccessKey, er
 	now := c.store.Now()
 	for _, k := range keys {
 		lu := used[k.ID]
-		if t := c.st.lastUsed.get(k.ID); t.After(lu) {
+		if t := c.inst.LastUsed(k.ID); t.After(lu) {
 			lu = t
 		}
 		out = append(out, apiKeyOf(keystore.View(k, pol, lu, principals[k.OwnerID], secret, now)))
@@ -121,9 +122,7 @@ func (c *apiCall) replyKey(k *keystore.Key, secret string) error {
 // forgetKey drops this instance's cached authentications of a key at
 // once; other instances follow the invalidation message the store
 // publishes.
-func (c *apiCall) forgetKey(id string) {
-	c.st.forgetKey(id)
-}
+func (c *apiCall) forgetKey(id string) { c.inst.ForgetKey(id) }
 
 // listKeys serves GET /accessKeys: every key of the organisation.
 func listKeys(c *apiCall) error {
@@ -326,7 +325,7 @@ func rotateKey(sa, id string) apiFunc {
 			return err
 		}
 		if k.OwnerID != c.ident.OwnerID && k.OwnerKind != keystore.OwnerServiceAccount {
-			return apiErrorf(http.StatusForbidden, codeForbidden,
+			return apiErrorf(http.StatusForbidden, errbody.CodeForbidden,
 				"only its owner rotates the access key of a user: rotating hands out the new secret, and a secret is never handed to someone else; deactivate or delete the key instead")
 		}
 		if err := c.checkKeyWithin(k.OwnerID, k.Scopes, "cannot rotate this key"); err != nil {

@@ -1,4 +1,4 @@
-package caddymodule
+package mgmtapi
 
 import (
 	"net/http"
@@ -58,11 +58,11 @@ func (k ownerRoutes) view(o *keystore.Owner) any {
 
 // forgetOwner drops this instance's cached authentications of an owner's
 // keys at once; other instances follow the published invalidation.
-func (c *apiCall) forgetOwner(id string) { c.st.forgetOwner(id) }
+func (c *apiCall) forgetOwner(id string) { c.inst.ForgetOwner(id) }
 
 // forgetAll drops every cached authentication of this instance, after a
 // change that may touch any key (a role, a policy).
-func (c *apiCall) forgetAll() { c.st.forgetAll() }
+func (c *apiCall) forgetAll() { c.inst.ForgetAll() }
 
 // readOwner reads the writable fields of a user or service account from
 // the body into o; fields left out keep their value.
