@@ -2,9 +2,11 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -15,7 +17,11 @@ import (
 
 // gate is the credential and CORS check shared by the access_keys and
 // access_keys_api handlers: Basic credentials, checksum, cache or Redis,
-// then the key's origin allowlist.
+// then the key's origin allowlist. This file holds that half of the
+// request path top to bottom: check, then on a cache miss gate.verify
+// (which answers refusals) and state.verify (failure limits, unknown IDs,
+// the guard of an attacked Access ID in limits.go, and the one shared
+// Redis load); the rejections are written by reject.go.
 type gate struct {
 	app       *App
 	logger    *zap.Logger
@@ -103,6 +109,114 @@ func (g *gate) verify(w http.ResponseWriter, r *http.Request, k credKey, id, sec
 	g.reject(w, r, rejection{status: http.StatusServiceUnavailable, reason: "redis_unavailable", accessID: id, err: err})
 	return nil, false
 }
+
+// credKeyOf derives the cache key of a credential. It does not allocate.
+func (s *state) credKeyOf(id, secret []byte) credKey {
+	var sum [sha256.Size]byte
+	var buf [len(s.salt) + keystore.AccessIDLen + 1 + keystore.AccessKeyLen]byte
+	if len(id)+len(secret) <= keystore.AccessIDLen+keystore.AccessKeyLen {
+		n := copy(buf[:], s.salt[:])
+		n += copy(buf[n:], id)
+		buf[n] = 0
+		n++
+		n += copy(buf[n:], secret)
+		sum = sha256.Sum256(buf[:n])
+	} else {
+		h := sha256.New()
+		h.Write(s.salt[:])
+		h.Write(id)
+		h.Write([]byte{0})
+		h.Write(secret)
+		h.Sum(sum[:0])
+	}
+	return credKey(sum[:16])
+}
+
+// cached returns the cached authentication of the credential whose key is
+// k, if any. It is the whole of a cache hit.
+func (s *state) cached(k credKey) (*entry, bool) {
+	e, ok := s.auth.Get(k)
+	if ok {
+		s.metrics.count(outcomeCacheHit)
+	}
+	return e, ok
+}
+
+// verify authenticates a well-formed credential after a cache miss for k,
+// the key of (id, secret). Concurrent misses for one credential share one
+// Redis lookup. Clients that failed too often are refused before any Redis
+// call (*limitError), and so are Access IDs known not to exist. An Access
+// ID that failed too often is guarded, never refused: a wrong key for it
+// is refused without a Redis call, the right one still verified (see
+// limits.go).
+func (s *state) verify(ctx context.Context, k credKey, id, secret, client string) (*entry, error) {
+	now := s.now()
+	if d, blocked := s.byClient.blocked(client, now); blocked {
+		return nil, &limitError{retryAfter: d}
+	}
+	if _, unknown := s.negative.Get(id); unknown {
+		s.failed(id, client)
+		return nil, &keystore.AuthError{Reason: keystore.ReasonUnknown, AccessID: id}
+	}
+	if _, over := s.byKey.blocked(id, now); over {
+		if err := s.screen(ctx, id, secret); err != nil {
+			var ae *keystore.AuthError
+			if errors.As(err, &ae) {
+				s.failed(id, client)
+			}
+			return nil, err
+		}
+	}
+	e, _, err := s.auth.LoadMissed(ctx, k, func(ctx context.Context) (*entry, time.Time, []string, error) {
+		ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+		defer cancel()
+		var ownerDeadline time.Time
+		ident, err := s.store.Verify(ctx, id, secret, keystore.VerifyOptions{
+			Principal: func(ctx context.Context, ownerID string) (*keystore.Principal, error) {
+				oe, err := s.principal(ctx, ownerID)
+				ownerDeadline = oe.deadline
+				return oe.p, err
+			},
+			LastUsed: s.lastUsed.get,
+			Policies: s.policy,
+		})
+		if err != nil {
+			return nil, time.Time{}, nil, err
+		}
+		deadline := ident.Deadline
+		if !ownerDeadline.IsZero() && (deadline.IsZero() || ownerDeadline.Before(deadline)) {
+			deadline = ownerDeadline
+		}
+		return newEntry(ident), deadline, []string{ident.AccessID, keystore.OwnerTag(ident.OwnerID)}, nil
+	})
+	var ae *keystore.AuthError
+	switch {
+	case err == nil:
+		s.metrics.count(outcomeVerified)
+	case errors.As(err, &ae):
+		if ae.Reason == keystore.ReasonUnknown {
+			s.negative.Add(id, struct{}{}, time.Time{})
+		}
+		s.failed(id, client)
+	}
+	return e, err
+}
+
+// verifyTimeout bounds one verification against Redis, so that an outage
+// answers 503 quickly instead of holding requests.
+const verifyTimeout = 2 * time.Second
+
+// failed counts a failed authentication against its client and Access ID.
+func (s *state) failed(id, client string) {
+	now := s.now()
+	s.byClient.fail(client, now)
+	s.byKey.fail(id, now)
+}
+
+// limitError says a client address failed too often.
+type limitError struct{ retryAfter time.Duration }
+
+func (e *limitError) Error() string { return "too many failed authentication attempts" }
 
 // malformed answers a request without well-formed credentials; id is the
 // Access ID presented, if any.

@@ -119,7 +119,11 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// ServeHTTP implements caddyhttp.MiddlewareHandler.
+// ServeHTTP implements caddyhttp.MiddlewareHandler. It is the request path,
+// in order: the strict path check, the preflight, authentication and the
+// CORS allowlist (gate.check in gate.go, which reads on from credentials
+// to cache to Redis), the scope rules, the identity headers and
+// placeholders, then the next handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if !h.laxPaths && badRequestPath(r) {
 		h.refuseBadPath(w, r)

@@ -3,9 +3,7 @@ package caddymodule
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -300,114 +298,6 @@ func (s *state) close() error {
 	cancel()
 	return s.rdb.Close()
 }
-
-// credKeyOf derives the cache key of a credential. It does not allocate.
-func (s *state) credKeyOf(id, secret []byte) credKey {
-	var sum [sha256.Size]byte
-	var buf [len(s.salt) + keystore.AccessIDLen + 1 + keystore.AccessKeyLen]byte
-	if len(id)+len(secret) <= keystore.AccessIDLen+keystore.AccessKeyLen {
-		n := copy(buf[:], s.salt[:])
-		n += copy(buf[n:], id)
-		buf[n] = 0
-		n++
-		n += copy(buf[n:], secret)
-		sum = sha256.Sum256(buf[:n])
-	} else {
-		h := sha256.New()
-		h.Write(s.salt[:])
-		h.Write(id)
-		h.Write([]byte{0})
-		h.Write(secret)
-		h.Sum(sum[:0])
-	}
-	return credKey(sum[:16])
-}
-
-// cached returns the cached authentication of the credential whose key is
-// k, if any. It is the whole of a cache hit.
-func (s *state) cached(k credKey) (*entry, bool) {
-	e, ok := s.auth.Get(k)
-	if ok {
-		s.metrics.count(outcomeCacheHit)
-	}
-	return e, ok
-}
-
-// verify authenticates a well-formed credential after a cache miss for k,
-// the key of (id, secret). Concurrent misses for one credential share one
-// Redis lookup. Clients that failed too often are refused before any Redis
-// call (*limitError), and so are Access IDs known not to exist. An Access
-// ID that failed too often is guarded, never refused: a wrong key for it
-// is refused without a Redis call, the right one still verified (see
-// limits.go).
-func (s *state) verify(ctx context.Context, k credKey, id, secret, client string) (*entry, error) {
-	now := s.now()
-	if d, blocked := s.byClient.blocked(client, now); blocked {
-		return nil, &limitError{retryAfter: d}
-	}
-	if _, unknown := s.negative.Get(id); unknown {
-		s.failed(id, client)
-		return nil, &keystore.AuthError{Reason: keystore.ReasonUnknown, AccessID: id}
-	}
-	if _, over := s.byKey.blocked(id, now); over {
-		if err := s.screen(ctx, id, secret); err != nil {
-			var ae *keystore.AuthError
-			if errors.As(err, &ae) {
-				s.failed(id, client)
-			}
-			return nil, err
-		}
-	}
-	e, _, err := s.auth.LoadMissed(ctx, k, func(ctx context.Context) (*entry, time.Time, []string, error) {
-		ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
-		defer cancel()
-		var ownerDeadline time.Time
-		ident, err := s.store.Verify(ctx, id, secret, keystore.VerifyOptions{
-			Principal: func(ctx context.Context, ownerID string) (*keystore.Principal, error) {
-				oe, err := s.principal(ctx, ownerID)
-				ownerDeadline = oe.deadline
-				return oe.p, err
-			},
-			LastUsed: s.lastUsed.get,
-			Policies: s.policy,
-		})
-		if err != nil {
-			return nil, time.Time{}, nil, err
-		}
-		deadline := ident.Deadline
-		if !ownerDeadline.IsZero() && (deadline.IsZero() || ownerDeadline.Before(deadline)) {
-			deadline = ownerDeadline
-		}
-		return newEntry(ident), deadline, []string{ident.AccessID, keystore.OwnerTag(ident.OwnerID)}, nil
-	})
-	var ae *keystore.AuthError
-	switch {
-	case err == nil:
-		s.metrics.count(outcomeVerified)
-	case errors.As(err, &ae):
-		if ae.Reason == keystore.ReasonUnknown {
-			s.negative.Add(id, struct{}{}, time.Time{})
-		}
-		s.failed(id, client)
-	}
-	return e, err
-}
-
-// verifyTimeout bounds one verification against Redis, so that an outage
-// answers 503 quickly instead of holding requests.
-const verifyTimeout = 2 * time.Second
-
-// failed counts a failed authentication against its client and Access ID.
-func (s *state) failed(id, client string) {
-	now := s.now()
-	s.byClient.fail(client, now)
-	s.byKey.fail(id, now)
-}
-
-// limitError says a client address failed too often.
-type limitError struct{ retryAfter time.Duration }
-
-func (e *limitError) Error() string { return "too many failed authentication attempts" }
 
 // principal resolves an owner from the owner cache or Redis. The entry's
 // deadline bounds every authentication derived from it, so a change of the
