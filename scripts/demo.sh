@@ -46,10 +46,10 @@ echo "demo: building ./caddy"
 go build -o caddy ./cmd/caddy
 
 ak() { ./caddy access-keys --config Caddyfile.example "$@"; }
-ak role add --id demo-viewer --name "Demo viewer" \
+ak role add --replace --id demo-viewer --name "Demo viewer" \
 	--capability viewCollectors --capability runLogSearch --capability createAccessKeys >/dev/null
 ak user add --id demo --email demo@example.com --role demo-viewer >/dev/null
-ak role add --id demo-admin --name "Demo administrator" \
+ak role add --replace --id demo-admin --name "Demo administrator" \
 	--capability createAccessKeys --capability manageAccessKeys --capability manageOrgSettings \
 	--capability manageUsersAndRoles --capability viewCollectors --capability manageCollectors \
 	--capability runLogSearch >/dev/null
