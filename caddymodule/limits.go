@@ -28,9 +28,9 @@ import (
 //     with no Redis call; the right one goes on to the full verification,
 //     so it is never answered 429 on account of others.
 //
-// The copy (the hash, label and owner of the record: see guard) is read
-// once per Access ID, by one verification of a throwaway key whatever the
-// number of concurrent requests, and lives one failure_window. It sits in
+// The copy (the hash, label and owner of the record: see guardRecord) is
+// read once per Access ID, by one GET whatever the number of concurrent
+// requests, and lives one failure_window. It sits in
 // the authentication cache under a key no credential can have and the
 // Access ID's tag, so an invalidation message for the Access ID, a flush
 // or a lost subscription drop it like any cached authentication, and a
@@ -100,14 +100,10 @@ func (l *failureLimiter) fail(key string, now time.Time) {
 // every Access Key has keystore.AccessKeyLen characters.
 func (s *state) guardKey(id string) credKey { return s.credKeyOf([]byte(id), nil) }
 
-// errNoGuard says no guard copy could be made; the full verification
-// decides alone.
-var errNoGuard = errors.New("no guard copy of the key record")
-
 // screen compares secret with the guard copy of id's record, reading the
 // record first when no copy is held (concurrent callers share one read).
-// It returns nil when the secret is the key's, or when no copy could be
-// made, so that the full verification decides; *keystore.AuthError when
+// It returns nil when the secret is the key's, so that the full
+// verification decides; *keystore.AuthError when
 // the secret is wrong or the Access ID does not exist; another error when
 // Redis could not be read.
 func (s *state) screen(ctx context.Context, id, secret string) error {
@@ -122,8 +118,6 @@ func (s *state) screen(ctx context.Context, id, secret string) error {
 	})
 	var ae *keystore.AuthError
 	switch {
-	case errors.Is(err, errNoGuard):
-		return nil
 	case errors.As(err, &ae):
 		if ae.Reason == keystore.ReasonUnknown {
 			s.negative.Add(id, struct{}{}, time.Time{})
@@ -131,8 +125,6 @@ func (s *state) screen(ctx context.Context, id, secret string) error {
 		return err
 	case err != nil:
 		return err
-	case e.guard == nil:
-		return nil
 	}
 	if subtle.ConstantTimeCompare([]byte(keystore.HashSecret(secret)), []byte(e.guard.SecretHash)) != 1 {
 		return &keystore.AuthError{Reason: keystore.ReasonWrongSecret, AccessID: id, Key: e.guard}
@@ -141,20 +133,16 @@ func (s *state) screen(ctx context.Context, id, secret string) error {
 }
 
 // guardRecord reads what the guard keeps of id's record: its key hash,
-// and its label and owner for the audit events. It verifies a throwaway
-// key, since Verify reads the record in one round trip whatever its state
-// (rotated out, deactivated, expired) and reports it along with a wrong
-// key. A throwaway key that happens to be the key's (odds of one in 62^58)
-// yields errNoGuard.
+// and its label and owner for the audit events. A key in its rotation
+// grace, deactivated or expired has a record too; a missing or pending
+// one is reported as an unknown Access ID.
 func (s *state) guardRecord(ctx context.Context, id string) (*keystore.Key, error) {
-	_, err := s.store.Verify(ctx, id, keystore.NewAccessKey(), keystore.VerifyOptions{})
-	var ae *keystore.AuthError
-	switch {
-	case err == nil:
-		return nil, errNoGuard
-	case errors.As(err, &ae) && ae.Reason == keystore.ReasonWrongSecret && ae.Key != nil:
-		k := ae.Key
-		return &keystore.Key{ID: k.ID, SecretHash: k.SecretHash, Label: k.Label, OwnerID: k.OwnerID}, nil
+	k, err := s.store.KeyOrRetired(ctx, id)
+	if errors.Is(err, keystore.ErrNotFound) {
+		return nil, &keystore.AuthError{Reason: keystore.ReasonUnknown, AccessID: id}
 	}
-	return nil, err
+	if err != nil {
+		return nil, err
+	}
+	return &keystore.Key{ID: k.ID, SecretHash: k.SecretHash, Label: k.Label, OwnerID: k.OwnerID}, nil
 }
