@@ -89,6 +89,7 @@ func Setup(cmd *cobra.Command, read ReadConfig) {
 	cmd.AddCommand(
 		newRoleCommand(g),
 		newUserCommand(g),
+		newServiceAccountCommand(g),
 		newCreateCommand(g),
 		newListCommand(g),
 		newStatusCommand(g, "disable", "Deactivates an access key", true),
@@ -209,6 +210,7 @@ var fieldFlags = map[string]string{
 	"email":                              "--email",
 	"roleIds":                            "--role",
 	"capabilities":                       "--capability",
+	"name":                               "--name",
 	"accessKeysLifetimeInDays":           "--lifetime-days",
 	"unusedAccessKeysDisableAfterInDays": "--unused-days",
 }
