@@ -92,6 +92,7 @@ func Setup(cmd *cobra.Command, read ReadConfig) {
 		newServiceAccountCommand(g),
 		newCreateCommand(g),
 		newListCommand(g),
+		newUpdateCommand(g),
 		newStatusCommand(g, "disable", "Deactivates an access key", true),
 		newStatusCommand(g, "enable", "Activates an access key again", false),
 		newRotateCommand(g),

@@ -177,7 +177,7 @@ func TestCLIHelpListsVerbs(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	for _, verb := range []string{"role", "user", "service-account", "create", "list", "disable", "enable", "rotate", "delete", "policy", "audit", "--redis", "--config", "--json"} {
+	for _, verb := range []string{"role", "user", "service-account", "create", "update", "list", "disable", "enable", "rotate", "delete", "policy", "audit", "--redis", "--config", "--json"} {
 		if !strings.Contains(r.out, verb) {
 			t.Errorf("help lacks %q:\n%s", verb, r.out)
 		}
