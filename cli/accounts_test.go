@@ -200,8 +200,9 @@ func TestCLIServiceAccountVerbs(t *testing.T) {
 	if key.OwnerID != "robot" || strings.Join(key.EffectiveScopes, " ") != "viewCollectors" {
 		t.Errorf("create --service-account = %+v", key)
 	}
-	c.fail([]string{"create", "--service-account", "alice"}, `service account "alice" does not exist`)
-	c.fail([]string{"create", "--user", "robot"}, `user "robot" does not exist`)
+	c.fail([]string{"create", "--service-account", "alice"}, `service account "alice" does not exist; "alice" is a user: use --user`)
+	c.fail([]string{"create", "--user", "robot"}, `user "robot" does not exist; "robot" is a service account: use --service-account`)
+	c.fail([]string{"create", "--service-account", "nobody"}, `service account "nobody" does not exist`)
 	c.fail([]string{"create", "--user", "alice", "--service-account", "robot"}, "exactly one of --user or --service-account")
 	c.fail([]string{"create"}, "exactly one of --user or --service-account")
 

@@ -54,16 +54,17 @@ func createKey(e *env, in createInput) error {
 		return errors.New("give exactly one of --user or --service-account")
 	}
 	spec := in.spec
-	if in.user != "" {
-		if _, err := e.store.OwnerOfKind(e.ctx, in.user, keystore.OwnerUser); err != nil {
-			return err
+	var kind keystore.OwnerKind
+	var flag string
+	spec.OwnerID, kind, flag = in.user, keystore.OwnerUser, "--service-account"
+	if in.serviceAccount != "" {
+		spec.OwnerID, kind, flag = in.serviceAccount, keystore.OwnerServiceAccount, "--user"
+	}
+	if _, err := e.store.OwnerOfKind(e.ctx, spec.OwnerID, kind); err != nil {
+		if o, oerr := e.store.Owner(e.ctx, spec.OwnerID); oerr == nil && o.Kind != kind {
+			return &verbError{msg: fmt.Sprintf("%s %q does not exist; %q is a %s: use %s", kindName(string(kind)), spec.OwnerID, spec.OwnerID, kindName(string(o.Kind)), flag), err: err}
 		}
-		spec.OwnerID = in.user
-	} else {
-		if _, err := e.store.OwnerOfKind(e.ctx, in.serviceAccount, keystore.OwnerServiceAccount); err != nil {
-			return err
-		}
-		spec.OwnerID = in.serviceAccount
+		return err
 	}
 	if err := checkCatalogue(spec.Scopes); err != nil {
 		return err
