@@ -37,7 +37,9 @@ func newCreateCommand(g *globals) *cobra.Command {
 		Long: `Creates an access key owned by a user (--user) or a service account
 (--service-account) and prints its Access ID and Access Key. The Access Key
 is printed this once and cannot be read again. A key without --scope has the
-Default scope: every capability of its owner. ` + catalogueHelp,
+Default scope: every capability of its owner.
+
+` + catalogueHelp,
 		Args: cobra.NoArgs,
 		RunE: g.run(func(e *env, _ []string) error { return createKey(e, in) }),
 	}

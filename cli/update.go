@@ -28,7 +28,9 @@ func newUpdateCommand(g *globals) *cobra.Command {
 		Long: `Changes the label, scopes or allowlist of an access key, all at once or
 not at all. What is not given keeps its value; --scope and --cors replace
 the whole list. --scope none gives the key the Default scope again (every
-capability of its owner); --cors none empties the allowlist. ` + catalogueHelp,
+capability of its owner); --cors none empties the allowlist.
+
+` + catalogueHelp,
 		Args: cobra.ExactArgs(1),
 	}
 	c.RunE = g.run(func(e *env, args []string) error { return updateKey(e, args[0], editOf(c.Flags().Changed, in)) })
