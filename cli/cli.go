@@ -89,8 +89,10 @@ func Setup(cmd *cobra.Command, read ReadConfig) {
 	cmd.AddCommand(
 		newRoleCommand(g),
 		newUserCommand(g),
+		newServiceAccountCommand(g),
 		newCreateCommand(g),
 		newListCommand(g),
+		newUpdateCommand(g),
 		newStatusCommand(g, "disable", "Deactivates an access key", true),
 		newStatusCommand(g, "enable", "Activates an access key again", false),
 		newRotateCommand(g),
@@ -172,10 +174,14 @@ func (e *verbError) Error() string { return e.msg }
 func (e *verbError) Unwrap() error { return e.err }
 
 // explain restates the store's errors: every validation problem on its
-// own line, naming the flag it concerns.
+// own line, naming the flag it concerns. An error a verb restated itself
+// stays as it is.
 func explain(err error) error {
 	if err == nil {
 		return nil
+	}
+	if _, ok := errors.AsType[*verbError](err); ok {
+		return err
 	}
 	if ve, ok := errors.AsType[*keystore.ValidationError](err); ok {
 		return &verbError{msg: problemList(ve), err: err}
@@ -209,6 +215,7 @@ var fieldFlags = map[string]string{
 	"email":                              "--email",
 	"roleIds":                            "--role",
 	"capabilities":                       "--capability",
+	"name":                               "--name",
 	"accessKeysLifetimeInDays":           "--lifetime-days",
 	"unusedAccessKeysDisableAfterInDays": "--unused-days",
 }

@@ -120,11 +120,11 @@ func TestCLIErrors(t *testing.T) {
 		{"unknown key enable", []string{"enable", unknown}, []string{"does not exist"}},
 		{"unknown key rotate", []string{"rotate", unknown}, []string{"does not exist"}},
 		{"unknown key delete", []string{"delete", "nonsense"}, []string{`access key "nonsense" does not exist`}},
-		{"unknown owner", []string{"create", "--user", "nobody"}, []string{`user or service account "nobody" does not exist`}},
+		{"unknown owner", []string{"create", "--user", "nobody"}, []string{`user "nobody" does not exist`}},
 		{"list unknown owner", []string{"list", "--user", "nobody"}, []string{"does not exist"}},
 		{"every problem", []string{"create", "--user", "alice", "--label", " ", "--cors", "http://a.example.com", "--scope", "bad scope"},
 			[]string{"invalid input:", "--label: label is required", "--cors: ", "--scope: invalid scope"}},
-		{"missing flag", []string{"create"}, []string{`"user" not set`}},
+		{"missing owner", []string{"create"}, []string{"exactly one of --user or --service-account"}},
 		{"bad role", []string{"role", "add", "--id", "r", "--capability", "a b"}, []string{"--capability: invalid capability"}},
 		{"disguised label", []string{"create", "--user", "alice", "--label", "invoice\u202efdp.exe"}, []string{"--label: label must be printable text"}},
 		{"disguised role name", []string{"role", "add", "--id", "r", "--name", "x\u2066y"}, []string{"name must be printable text"}},
@@ -177,7 +177,7 @@ func TestCLIHelpListsVerbs(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	for _, verb := range []string{"role", "user", "create", "list", "disable", "enable", "rotate", "delete", "policy", "audit", "--redis", "--config", "--json"} {
+	for _, verb := range []string{"role", "user", "service-account", "create", "update", "list", "disable", "enable", "rotate", "delete", "policy", "audit", "--redis", "--config", "--json"} {
 		if !strings.Contains(r.out, verb) {
 			t.Errorf("help lacks %q:\n%s", verb, r.out)
 		}

@@ -1,5 +1,6 @@
-// Package cli is the `access-keys` command: its verbs (role, user, create,
-// list, disable, enable, rotate, delete, policy, audit) work directly on
+// Package cli is the `access-keys` command: its verbs (role, user,
+// service-account, create, update, list, disable, enable, rotate, delete,
+// policy, audit) work directly on
 // the data of the access_keys app in Redis, through keystore, with the
 // same checks and audit events as the management API.
 //

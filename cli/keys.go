@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -21,27 +22,55 @@ const listPageSize = 1000
 // secretWarning follows every printed Access Key.
 const secretWarning = "Store the Access Key now: it cannot be shown again."
 
+// createInput is what `create` is given.
+type createInput struct {
+	spec           keystore.KeySpec
+	user           string
+	serviceAccount string
+}
+
 func newCreateCommand(g *globals) *cobra.Command {
-	var spec keystore.KeySpec
+	var in createInput
 	c := &cobra.Command{
-		Use:   "create --user <id> [--label <label>] [--scope <scope>]... [--cors <origin>]...",
+		Use:   "create (--user <id> | --service-account <id>) [--label <label>] [--scope <scope>]... [--cors <origin>]...",
 		Short: "Creates an access key and prints its Access ID and Access Key once",
-		Long: `Creates an access key owned by a user or a service account and prints its
-Access ID and Access Key. The Access Key is printed this once and cannot be
-read again. A key without --scope has the Default scope: every capability
-of its owner.`,
+		Long: `Creates an access key owned by a user (--user) or a service account
+(--service-account) and prints its Access ID and Access Key. The Access Key
+is printed this once and cannot be read again. A key without --scope has the
+Default scope: every capability of its owner.
+
+` + catalogueHelp,
 		Args: cobra.NoArgs,
-		RunE: g.run(func(e *env, _ []string) error { return createKey(e, spec) }),
+		RunE: g.run(func(e *env, _ []string) error { return createKey(e, in) }),
 	}
-	c.Flags().StringVar(&spec.OwnerID, "user", "", "Owner of the key: a user or service account ID (required)")
-	c.Flags().StringVar(&spec.Label, "label", defaultKeyLabel, "Label of the key")
-	c.Flags().StringArrayVar(&spec.Scopes, "scope", nil, "Scope of the key; repeatable (default: every capability of the owner)")
-	c.Flags().StringArrayVar(&spec.CORSHeaders, "cors", nil, "Allowlisted origin https://host[:port]; repeatable")
-	_ = c.MarkFlagRequired("user")
+	c.Flags().StringVar(&in.user, "user", "", "Owner of the key: a user ID")
+	c.Flags().StringVar(&in.serviceAccount, "service-account", "", "Owner of the key: a service account ID")
+	c.Flags().StringVar(&in.spec.Label, "label", defaultKeyLabel, "Label of the key")
+	c.Flags().StringArrayVar(&in.spec.Scopes, "scope", nil, "Scope of the key, from the catalogue; repeatable (default: every capability of the owner)")
+	c.Flags().StringArrayVar(&in.spec.CORSHeaders, "cors", nil, "Allowlisted origin https://host[:port]; repeatable")
 	return c
 }
 
-func createKey(e *env, spec keystore.KeySpec) error {
+func createKey(e *env, in createInput) error {
+	if (in.user == "") == (in.serviceAccount == "") {
+		return errors.New("give exactly one of --user or --service-account")
+	}
+	spec := in.spec
+	var kind keystore.OwnerKind
+	var flag string
+	spec.OwnerID, kind, flag = in.user, keystore.OwnerUser, "--service-account"
+	if in.serviceAccount != "" {
+		spec.OwnerID, kind, flag = in.serviceAccount, keystore.OwnerServiceAccount, "--user"
+	}
+	if _, err := e.store.OwnerOfKind(e.ctx, spec.OwnerID, kind); err != nil {
+		if o, oerr := e.store.Owner(e.ctx, spec.OwnerID); oerr == nil && o.Kind != kind {
+			return &verbError{msg: fmt.Sprintf("%s %q does not exist; %q is a %s: use %s", kindName(string(kind)), spec.OwnerID, spec.OwnerID, kindName(string(o.Kind)), flag), err: err}
+		}
+		return err
+	}
+	if err := checkCatalogue(spec.Scopes); err != nil {
+		return err
+	}
 	k, secret, err := e.store.CreateKey(e.ctx, spec, e.op)
 	if err != nil {
 		return err

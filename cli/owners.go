@@ -16,7 +16,7 @@ import (
 const personalRolePrefix = "personal."
 
 func newRoleCommand(g *globals) *cobra.Command {
-	return group("role", "Manages roles", newRoleAddCommand(g))
+	return group("role", "Manages roles", newRoleAddCommand(g), newRoleListCommand(g), newRoleDeleteCommand(g))
 }
 
 // group is a command that only holds verbs.
@@ -92,7 +92,13 @@ func saveRole(e *env, r keystore.Role, replace bool) (*keystore.Role, error) {
 }
 
 func newUserCommand(g *globals) *cobra.Command {
-	return group("user", "Manages users", newUserAddCommand(g))
+	return group("user", "Manages users",
+		newUserAddCommand(g),
+		newUserListCommand(g),
+		newUserStateCommand(g, "disable", "Deactivates a user: none of its access keys works until it is enabled", false),
+		newUserStateCommand(g, "enable", "Activates a user again", true),
+		newUserDeleteCommand(g),
+	)
 }
 
 // userInput is what `user add` is given.
