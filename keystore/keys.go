@@ -55,7 +55,22 @@ func validateScopes(v *ValidationError, scopes []string) []string {
 			v.add("scopes", "accessKey:invalid_scope", "invalid scope "+strconvQuote(sc))
 		}
 	}
-	return sortedUnique(scopes)
+	return uniqueInOrder(scopes)
+}
+
+// uniqueInOrder returns a copy of in without duplicates, in the order of
+// their first occurrence.
+func uniqueInOrder(in []string) []string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func validateCORS(v *ValidationError, entries []string) []string {

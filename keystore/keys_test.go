@@ -24,7 +24,7 @@ func TestCreateKeyStoresOnlyAHash(t *testing.T) {
 	if got.SecretHash != HashSecret(secret) || got.Version != 1 || got.Label != "ci" || got.OwnerKind != OwnerUser {
 		t.Errorf("stored key = %+v", got)
 	}
-	if !slices.Equal(got.Scopes, []string{"runLogSearch", "viewCollectors"}) || !slices.Equal(got.CORSHeaders, []string{"https://b.example.com"}) {
+	if !slices.Equal(got.Scopes, []string{"viewCollectors", "runLogSearch"}) || !slices.Equal(got.CORSHeaders, []string{"https://b.example.com"}) {
 		t.Errorf("scopes %q, corsHeaders %q not normalised", got.Scopes, got.CORSHeaders)
 	}
 	if !got.CreatedAt.Equal(f.clock.Now()) || !got.IssuedAt.Equal(f.clock.Now()) || !got.ActivatedAt.Equal(f.clock.Now()) {

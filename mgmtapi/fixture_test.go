@@ -199,6 +199,7 @@ func apiDo(t testing.TB, method, url string, c *cred, body any, hdr ...string) a
 	if err != nil {
 		t.Fatalf("%s %s: reading the body: %v", method, url, err)
 	}
+	checkOpenAPI(t, req, resp.StatusCode, resp.Header, raw)
 	return apiResp{status: resp.StatusCode, header: resp.Header, body: raw}
 }
 

@@ -67,8 +67,8 @@ type Instance interface {
 // and the web console under /console/, as a plain net/http handler over
 // the key store.
 //
-// Every request but those of the console and CORS preflights
-// authenticates through Auth; what it may then do follows the
+// Every request but those of the console, the OpenAPI document and CORS
+// preflights authenticates through Auth; what it may then do follows the
 // capabilities in the calling key's effective scopes (see access.go). A
 // path the API does not serve is answered 404 body B once the credentials
 // are valid, so that the handler answers every request it gets.
@@ -107,6 +107,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The web console is static and public: it signs in with an access
 	// key and then uses only the API below.
 	if console.Serve(w, r) {
+		return
+	}
+	// The OpenAPI document is public too: it describes the API, it
+	// holds nothing of the organisation.
+	if serveOpenAPI(w, r) {
 		return
 	}
 	if h.Auth.Preflight(w, r) {

@@ -216,6 +216,9 @@ func createKey(sa string) apiFunc {
 		if err := body.err(); err != nil {
 			return err
 		}
+		if err := c.checkScopes(spec.Scopes); err != nil {
+			return err
+		}
 		if err := c.checkKeyWithin(owner, spec.Scopes, "cannot create this key"); err != nil {
 			return err
 		}
@@ -300,6 +303,9 @@ func updateKey(sa, id string) apiFunc {
 			return err
 		}
 		if u.Scopes != nil {
+			if err := c.checkScopes(*u.Scopes); err != nil {
+				return err
+			}
 			if err := c.checkKeyWithin(k.OwnerID, *u.Scopes, "cannot change the scopes of this key"); err != nil {
 				return err
 			}

@@ -42,7 +42,7 @@ func TestAPIKeyLifecycle(t *testing.T) {
 	if got := strList(t, created["corsHeaders"]); !slices.Equal(got, []string{"https://app.example.com"}) {
 		t.Errorf("corsHeaders %q", got)
 	}
-	if got := strList(t, created["scopes"]); !slices.Equal(got, []string{"createAccessKeys", "viewWidgets"}) {
+	if got := strList(t, created["scopes"]); !slices.Equal(got, []string{"viewWidgets", "createAccessKeys"}) {
 		t.Errorf("scopes %q", got)
 	}
 	if got := strList(t, created["effectiveScopes"]); !slices.Equal(got, []string{"createAccessKeys", "viewWidgets"}) {
@@ -282,6 +282,7 @@ func TestAPIConcurrentAdminUpdatesLoseNothing(t *testing.T) {
 	f := newAPIFixture(t)
 	target := f.key(t, "alice", nil)
 	const n = 25
+	catalogue := keystore.ScopeCatalogue()
 	var wg sync.WaitGroup
 	begin := make(chan struct{})
 	run := func(c cred, body func(i int) map[string]any) {
@@ -299,7 +300,7 @@ func TestAPIConcurrentAdminUpdatesLoseNothing(t *testing.T) {
 		return map[string]any{"disabled": false, "corsHeaders": []string{fmt.Sprintf("https://a%d.example.com", i)}}
 	})
 	go run(f.admin2, func(i int) map[string]any {
-		return map[string]any{"disabled": false, "scopes": []string{fmt.Sprintf("scope%d", i)}}
+		return map[string]any{"disabled": false, "scopes": []string{catalogue[i].ID}}
 	})
 	close(begin)
 	wg.Wait()
@@ -308,7 +309,7 @@ func TestAPIConcurrentAdminUpdatesLoseNothing(t *testing.T) {
 	if c := strList(t, got["corsHeaders"]); !slices.Equal(c, []string{fmt.Sprintf("https://a%d.example.com", n-1)}) {
 		t.Errorf("corsHeaders %q: an update was lost", c)
 	}
-	if s := strList(t, got["scopes"]); !slices.Equal(s, []string{fmt.Sprintf("scope%d", n-1)}) {
+	if s := strList(t, got["scopes"]); !slices.Equal(s, []string{catalogue[n-1].ID}) {
 		t.Errorf("scopes %q: an update was lost", s)
 	}
 	k, err := f.store.Key(context.Background(), target.id)
@@ -497,4 +498,50 @@ func TestAPIListTenThousandKeys(t *testing.T) {
 			t.Errorf("key %s listed %d times", id, c)
 		}
 	}
+}
+
+// TestAPIKeyScopesFromTheCatalogue: scopes must name scopes of the
+// catalogue (one error per unknown scope); scopes and corsHeaders come
+// back in the order given, without duplicates.
+func TestAPIKeyScopesFromTheCatalogue(t *testing.T) {
+	t.Parallel()
+	f := newAPIFixture(t)
+	k := f.do(t, http.MethodPost, "/accessKeys", &f.admin, map[string]any{
+		"label": "ordered", "scopes": []string{"viewWidgets", "manageAccessKeys", "viewWidgets", "createAccessKeys"},
+		"corsHeaders": []string{"https://b.example.com", "https://a.example.com", "https://b.example.com"},
+	}).ok(t, http.StatusOK)
+	if got := strList(t, k["scopes"]); !slices.Equal(got, []string{"viewWidgets", "manageAccessKeys", "createAccessKeys"}) {
+		t.Errorf("scopes %q", got)
+	}
+	if got := strList(t, k["corsHeaders"]); !slices.Equal(got, []string{"https://b.example.com", "https://a.example.com"}) {
+		t.Errorf("corsHeaders %q", got)
+	}
+	id := k["id"].(string)
+	got := f.do(t, http.MethodGet, "/accessKeys/"+id, &f.admin, nil).ok(t, http.StatusOK)
+	if s := strList(t, got["scopes"]); !slices.Equal(s, []string{"viewWidgets", "manageAccessKeys", "createAccessKeys"}) {
+		t.Errorf("read scopes %q", s)
+	}
+	up := f.do(t, http.MethodPut, "/accessKeys/"+id, &f.admin, map[string]any{"disabled": false, "scopes": []string{"manageWidgets", "viewWidgets"}}).ok(t, http.StatusOK)
+	if s := strList(t, up["scopes"]); !slices.Equal(s, []string{"manageWidgets", "viewWidgets"}) {
+		t.Errorf("updated scopes %q", s)
+	}
+
+	f.unchanged(t, func() {
+		for _, tc := range []struct{ method, path string }{
+			{http.MethodPost, "/accessKeys"},
+			{http.MethodPut, "/accessKeys/" + id},
+		} {
+			r := f.do(t, tc.method, tc.path, &f.admin, map[string]any{
+				"label": "x", "disabled": false, "scopes": []string{"noSuchScope", "viewWidgets", "alsoUnknown"},
+			})
+			r.fails(t, http.StatusBadRequest, "accessKey:invalid_scope")
+			var b struct {
+				Errors []struct{ Code, Message string } `json:"errors"`
+			}
+			r.into(t, &b)
+			if len(b.Errors) != 2 || !strings.Contains(b.Errors[0].Message, "noSuchScope") || !strings.Contains(b.Errors[1].Message, "alsoUnknown") {
+				t.Errorf("%s %s: errors %+v, want one per unknown scope", tc.method, tc.path, b.Errors)
+			}
+		}
+	})
 }

@@ -20,12 +20,16 @@ var (
 
 // apiUser is a user as the management API shows it.
 type apiUser struct {
-	ID        string   `json:"id"`
-	Email     string   `json:"email"`
-	FirstName string   `json:"firstName"`
-	LastName  string   `json:"lastName"`
-	RoleIDs   []string `json:"roleIds"`
-	IsActive  bool     `json:"isActive"`
+	ID         string             `json:"id"`
+	Email      string             `json:"email"`
+	FirstName  string             `json:"firstName"`
+	LastName   string             `json:"lastName"`
+	RoleIDs    []string           `json:"roleIds"`
+	IsActive   bool               `json:"isActive"`
+	CreatedAt  keystore.Timestamp `json:"createdAt"`
+	CreatedBy  string             `json:"createdBy"`
+	ModifiedAt keystore.Timestamp `json:"modifiedAt"`
+	ModifiedBy string             `json:"modifiedBy"`
 }
 
 // apiServiceAccount is a service account as the management API shows it.
@@ -53,7 +57,11 @@ func (k ownerRoutes) view(o *keystore.Owner) any {
 			ModifiedAt: keystore.Timestamp{Time: o.ModifiedAt}, ModifiedBy: o.ModifiedBy,
 		}
 	}
-	return apiUser{ID: o.ID, Email: o.Email, FirstName: o.FirstName, LastName: o.LastName, RoleIDs: roles, IsActive: o.IsActive}
+	return apiUser{
+		ID: o.ID, Email: o.Email, FirstName: o.FirstName, LastName: o.LastName, RoleIDs: roles, IsActive: o.IsActive,
+		CreatedAt: keystore.Timestamp{Time: o.CreatedAt}, CreatedBy: o.CreatedBy,
+		ModifiedAt: keystore.Timestamp{Time: o.ModifiedAt}, ModifiedBy: o.ModifiedBy,
+	}
 }
 
 // forgetOwner drops this instance's cached authentications of an owner's

@@ -12,9 +12,9 @@ import (
 )
 
 var (
-	userFields           = []string{"id", "email", "firstName", "lastName", "roleIds", "isActive"}
+	userFields           = []string{"id", "email", "firstName", "lastName", "roleIds", "isActive", "createdAt", "createdBy", "modifiedAt", "modifiedBy"}
 	serviceAccountFields = []string{"id", "name", "email", "roleIds", "isActive", "createdAt", "createdBy", "modifiedAt", "modifiedBy"}
-	roleFields           = []string{"id", "name", "description", "capabilities"}
+	roleFields           = []string{"id", "name", "description", "capabilities", "createdAt", "createdBy", "modifiedAt", "modifiedBy"}
 )
 
 // TestAPIUsers: create, read, list, update, deactivate and delete users;
@@ -30,6 +30,9 @@ func TestAPIUsers(t *testing.T) {
 	id, _ := u["id"].(string)
 	if len(id) != 16 || u["email"] != "dana@example.com" || u["firstName"] != "Dana" || u["lastName"] != "Lee" ||
 		u["isActive"] != true || !slices.Equal(strList(t, u["roleIds"]), []string{"member"}) {
+		t.Errorf("created %v", u)
+	}
+	if u["createdBy"] != "ADMIN1" || u["modifiedBy"] != "ADMIN1" || parseAPITime(t, u["createdAt"]).IsZero() || parseAPITime(t, u["modifiedAt"]).IsZero() {
 		t.Errorf("created %v", u)
 	}
 	given := f.do(t, http.MethodPost, "/users", &f.admin, map[string]any{"id": "erin", "email": "erin@example.com", "isActive": false}).ok(t, http.StatusOK)
@@ -226,10 +229,37 @@ func TestAPIRoles(t *testing.T) {
 	}
 	got := f.do(t, http.MethodGet, "/roles/"+rid, &f.admin, nil).ok(t, http.StatusOK)
 	fieldsExactly(t, got, roleFields...)
+	if r["createdBy"] != "ADMIN1" || r["modifiedBy"] != "ADMIN1" || parseAPITime(t, r["createdAt"]).IsZero() || parseAPITime(t, r["modifiedAt"]).IsZero() {
+		t.Errorf("created %v", r)
+	}
 	list := f.do(t, http.MethodGet, "/roles", &f.admin, nil).ok(t, http.StatusOK)
+	fieldsExactly(t, list, "data", "next")
 	if len(list["data"].([]any)) != 4 || list["next"] != nil {
 		t.Errorf("roles %v", list)
 	}
+	// Roles page as keys do: limit, token and {data, next}.
+	var roleIDs []string
+	for token := ""; ; {
+		var page struct {
+			Data []struct{ ID string } `json:"data"`
+			Next *string               `json:"next"`
+		}
+		f.do(t, http.MethodGet, "/roles?limit=3&token="+token, &f.admin, nil).into(t, &page)
+		if len(page.Data) > 3 {
+			t.Fatalf("page of %d roles with limit 3", len(page.Data))
+		}
+		for _, x := range page.Data {
+			roleIDs = append(roleIDs, x.ID)
+		}
+		if page.Next == nil {
+			break
+		}
+		token = *page.Next
+	}
+	if len(roleIDs) != 4 || !slices.IsSorted(roleIDs) || len(slices.Compact(slices.Clone(roleIDs))) != 4 {
+		t.Errorf("paged roles %q", roleIDs)
+	}
+	f.do(t, http.MethodGet, "/roles?limit=0", &f.admin, nil).fails(t, http.StatusBadRequest, "role:invalid_limit")
 	f.unchanged(t, func() {
 		f.do(t, http.MethodPost, "/roles", &f.admin, map[string]any{"id": "member", "name": "X"}).fails(t, http.StatusConflict, "role:exists")
 		f.do(t, http.MethodPost, "/roles", &f.admin, map[string]any{"name": "auditors"}).fails(t, http.StatusConflict, "role:name_exists")

@@ -3,17 +3,20 @@ package mgmtapi
 import (
 	"net/http"
 	"slices"
-	"strings"
 
 	"github.com/accessgate/accessgate/keystore"
 )
 
 // apiRole is a role as the management API shows it.
 type apiRole struct {
-	ID           string   `json:"id"`
-	Name         string   `json:"name"`
-	Description  string   `json:"description"`
-	Capabilities []string `json:"capabilities"`
+	ID           string             `json:"id"`
+	Name         string             `json:"name"`
+	Description  string             `json:"description"`
+	Capabilities []string           `json:"capabilities"`
+	CreatedAt    keystore.Timestamp `json:"createdAt"`
+	CreatedBy    string             `json:"createdBy"`
+	ModifiedAt   keystore.Timestamp `json:"modifiedAt"`
+	ModifiedBy   string             `json:"modifiedBy"`
 }
 
 func roleView(r *keystore.Role) apiRole {
@@ -21,7 +24,11 @@ func roleView(r *keystore.Role) apiRole {
 	if caps == nil {
 		caps = []string{}
 	}
-	return apiRole{ID: r.ID, Name: r.Name, Description: r.Description, Capabilities: caps}
+	return apiRole{
+		ID: r.ID, Name: r.Name, Description: r.Description, Capabilities: caps,
+		CreatedAt: keystore.Timestamp{Time: r.CreatedAt}, CreatedBy: r.CreatedBy,
+		ModifiedAt: keystore.Timestamp{Time: r.ModifiedAt}, ModifiedBy: r.ModifiedBy,
+	}
 }
 
 // readRole reads the writable fields of a role from the body into r;
@@ -38,22 +45,38 @@ func readRole(body *jsonBody, r *keystore.Role) {
 	}
 }
 
-// listRoles serves GET /roles: every role, by ID, on one page.
+// listRoles serves GET /roles: the roles in ID order, limit at a time;
+// the token is the last ID of the previous page.
 func listRoles(c *apiCall) error {
 	c.noun = "role"
 	if err := c.require(capsUsersRead...); err != nil {
+		return err
+	}
+	limit, token, err := c.paging()
+	if err != nil {
 		return err
 	}
 	roles, err := c.store.Roles(c.ctx)
 	if err != nil {
 		return err
 	}
-	data := make([]apiRole, 0, len(roles))
-	for _, r := range roles {
-		data = append(data, roleView(r))
+	ids := make([]string, 0, len(roles))
+	for id := range roles {
+		if id > token {
+			ids = append(ids, id)
+		}
 	}
-	slices.SortFunc(data, func(a, b apiRole) int { return strings.Compare(a.ID, b.ID) })
-	return c.reply(http.StatusOK, listPage[apiRole]{Data: data})
+	slices.Sort(ids)
+	var next *string
+	if len(ids) > limit {
+		ids = ids[:limit]
+		next = nextToken(ids[limit-1])
+	}
+	data := make([]apiRole, 0, len(ids))
+	for _, id := range ids {
+		data = append(data, roleView(roles[id]))
+	}
+	return c.reply(http.StatusOK, listPage[apiRole]{Data: data, Next: next})
 }
 
 // createRole serves POST /roles. The id may be given; otherwise one is

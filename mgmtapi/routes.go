@@ -10,7 +10,7 @@ import (
 const apiPrefix = "/api/v1"
 
 // apiRoots are the first path segments the management API serves.
-var apiRoots = []string{"accessKeys", "policies", "serviceAccounts", "users", "roles"}
+var apiRoots = []string{"accessKeys", "policies", "serviceAccounts", "users", "roles", openAPIName}
 
 // apiSegments returns the segments of the management API path of a request
 // path: what follows the last "/api/v1" (or the whole path when a prefix
@@ -71,6 +71,10 @@ func routeAPI(segs []string) apiMethods {
 		return routeOwners(segs[1:], ownerRoutesUser)
 	case "roles":
 		return routeRoles(segs[1:])
+	case openAPIName:
+		if len(segs) == 1 {
+			return apiMethods{http.MethodGet: getOpenAPI}
+		}
 	}
 	return nil
 }

@@ -2,6 +2,8 @@ package mgmtapi
 
 import (
 	"net/http"
+	"slices"
+	"strconv"
 
 	"github.com/accessgate/accessgate/keystore"
 )
@@ -20,4 +22,25 @@ func listScopes(c *apiCall) error {
 		}
 	}
 	return c.reply(http.StatusOK, dataOnly[keystore.ScopeDef]{Data: data})
+}
+
+// checkScopes refuses scopes that the catalogue does not list, with one
+// error per unknown scope.
+func (c *apiCall) checkScopes(scopes []string) error {
+	var mapped []string
+	if c.h.MappedScopes != nil && len(scopes) > 0 {
+		mapped = c.h.MappedScopes()
+	}
+	var problems []apiProblem
+	for _, s := range scopes {
+		_, known := keystore.LookupScope(s)
+		if !known && !slices.Contains(mapped, s) {
+			problems = append(problems, apiProblem{Code: "accessKey:invalid_scope",
+				Message: "unknown scope " + strconv.Quote(s) + "; GET /api/v1/accessKeys/scopes lists the scopes"})
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return &apiError{status: http.StatusBadRequest, problems: problems}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/accessgate/accessgate/internal/errbody"
 	"github.com/accessgate/accessgate/internal/redistest"
 	"github.com/accessgate/accessgate/keystore"
 	"github.com/accessgate/accessgate/mgmtapi"
@@ -45,7 +46,8 @@ func (g *gateway) Authenticate(w http.ResponseWriter, r *http.Request) (*keystor
 	id, secret, _ := r.BasicAuth()
 	ident, err := g.store.Verify(r.Context(), id, secret, keystore.VerifyOptions{})
 	if err != nil {
-		w.WriteHeader(http.StatusUnauthorized)
+		// As Authenticator asks: body A.
+		errbody.WriteA(w, http.StatusUnauthorized, errbody.NewID(), "unauthorized", "Credential could not be verified.")
 		return nil, false
 	}
 	return ident, true
@@ -126,9 +128,7 @@ func TestHandlerWithoutCaddy(t *testing.T) {
 	if n := g.authenticated.Load(); n != 0 {
 		t.Errorf("the console or a preflight was authenticated (%d calls)", n)
 	}
-	if r := apiDo(t, http.MethodGet, base+"/accessKeys/personal", nil, nil); r.status != http.StatusUnauthorized || len(r.body) != 0 {
-		t.Errorf("without credentials: %d %s, want the gateway's own 401", r.status, r.body)
-	}
+	apiDo(t, http.MethodGet, base+"/accessKeys/personal", nil, nil).bodyA(t, http.StatusUnauthorized, "unauthorized", "Credential could not be verified.")
 	if g.authenticated.Load() != 1 || g.holds.Load() != 0 {
 		t.Errorf("a refused credential: %d authentications, %d holds; want 1 and 0", g.authenticated.Load(), g.holds.Load())
 	}
