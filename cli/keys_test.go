@@ -36,7 +36,7 @@ func TestCLIKeyLifecycle(t *testing.T) {
 		t.Errorf("create --json key = %q", created.Key)
 	case created.Label != "CLI key" || created.OwnerID != "alice" || created.CreatedBy != "cli:test":
 		t.Errorf("create --json = %+v", created)
-	case strings.Join(created.Scopes, " ") != "runLogSearch viewCollectors" || strings.Join(created.EffectiveScopes, " ") != "viewCollectors":
+	case strings.Join(created.Scopes, " ") != "viewCollectors runLogSearch" || strings.Join(created.EffectiveScopes, " ") != "viewCollectors":
 		t.Errorf("scopes = %v, effective %v", created.Scopes, created.EffectiveScopes)
 	case strings.Join(created.CORSHeaders, " ") != "https://a.example.com":
 		t.Errorf("corsHeaders = %v", created.CORSHeaders)
@@ -58,7 +58,7 @@ func TestCLIKeyLifecycle(t *testing.T) {
 		}
 	}
 	table := c.ok("list", "--user", "alice")
-	for _, want := range []string{"ID", "LAST USED", "EXPIRES AT", textID, "text key", "alice", "active", "never", "default", "runLogSearch viewCollectors"} {
+	for _, want := range []string{"ID", "LAST USED", "EXPIRES AT", textID, "text key", "alice", "active", "never", "default", "viewCollectors runLogSearch"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("list table lacks %q:\n%s", want, table)
 		}
@@ -79,7 +79,7 @@ func TestCLIKeyLifecycle(t *testing.T) {
 	if rotated.ID == created.ID || !keystore.ValidAccessKey(rotated.Key) || rotated.Key == created.Key {
 		t.Errorf("rotate gave %+v", rotated)
 	}
-	if strings.Join(rotated.Scopes, " ") != "runLogSearch viewCollectors" || rotated.Label != created.Label {
+	if strings.Join(rotated.Scopes, " ") != "viewCollectors runLogSearch" || rotated.Label != created.Label {
 		t.Errorf("rotate lost settings: %+v", rotated)
 	}
 

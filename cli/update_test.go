@@ -21,7 +21,7 @@ func TestCLIUpdate(t *testing.T) {
 		}
 	}
 	got := decodeJSON[keystore.AccessKey](t, c.ok("update", k.ID, "--scope", "viewCollectors", "--scope", "manageCollectors", "--json"))
-	if got.Label != "deploy" || strings.Join(got.Scopes, " ") != "manageCollectors viewCollectors" ||
+	if got.Label != "deploy" || strings.Join(got.Scopes, " ") != "viewCollectors manageCollectors" ||
 		strings.Join(got.CORSHeaders, " ") != "https://a.example.com" || got.Key != "" || got.ModifiedBy != "cli:test" {
 		t.Errorf("update --scope --json = %+v", got)
 	}
