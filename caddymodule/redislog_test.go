@@ -1,0 +1,40 @@
+package caddymodule
+
+import (
+	"context"
+	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// TestRedisLog checks that a line go-redis prints goes to zap as one
+// warning of the logger access_keys.redis, instead of plain text on
+// stderr.
+func TestRedisLog(t *testing.T) {
+	tests := []struct {
+		name, format string
+		args         []any
+		want         string
+	}{
+		{"formatted", "sentinel: GetMasterAddrByName name=%q failed: %s", []any{"mymaster", "connection refused"}, `sentinel: GetMasterAddrByName name="mymaster" failed: connection refused`},
+		{"trailing newline", "redis: discarding bad connection: %v\n", []any{"EOF"}, "redis: discarding bad connection: EOF"},
+		{"no arguments", "pubsub: closed", nil, "pubsub: closed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			core, logs := observer.New(zapcore.DebugLevel)
+			l := redisLog{base: func() *zap.Logger { return zap.New(core) }}
+			l.Printf(context.Background(), tt.format, tt.args...)
+			entries := logs.AllUntimed()
+			if len(entries) != 1 {
+				t.Fatalf("got %d log entries, want 1: %+v", len(entries), entries)
+			}
+			e := entries[0]
+			if e.LoggerName != "access_keys.redis" || e.Level != zapcore.WarnLevel || e.Message != tt.want {
+				t.Errorf("entry = %s %s %q, want access_keys.redis warn %q", e.LoggerName, e.Level, e.Message, tt.want)
+			}
+		})
+	}
+}
