@@ -11,17 +11,21 @@ import (
 )
 
 // TestRedisLog checks that a line go-redis prints goes to zap as one
-// warning of the logger access_keys.redis, instead of plain text on
-// stderr.
+// entry of the logger access_keys.redis, instead of plain text on stderr:
+// a warning when it reports a failure, information otherwise.
 func TestRedisLog(t *testing.T) {
 	tests := []struct {
 		name, format string
 		args         []any
 		want         string
+		level        zapcore.Level
 	}{
-		{"formatted", "sentinel: GetMasterAddrByName name=%q failed: %s", []any{"mymaster", "connection refused"}, `sentinel: GetMasterAddrByName name="mymaster" failed: connection refused`},
-		{"trailing newline", "redis: discarding bad connection: %v\n", []any{"EOF"}, "redis: discarding bad connection: EOF"},
-		{"no arguments", "pubsub: closed", nil, "pubsub: closed"},
+		{"failure", "sentinel: GetMasterAddrByName name=%q failed: %s", []any{"mymaster", "connection refused"}, `sentinel: GetMasterAddrByName name="mymaster" failed: connection refused`, zapcore.WarnLevel},
+		{"failed dial", "redis: connection pool: failed to dial after %d attempts: %v", []any{1, "dial tcp 127.0.0.1:1: connect: connection refused"}, "redis: connection pool: failed to dial after 1 attempts: dial tcp 127.0.0.1:1: connect: connection refused", zapcore.WarnLevel},
+		{"panic, trailing newline", "autopipeline: recovered dispatch panic: %v\n%s\n", []any{"boom", "stack"}, "autopipeline: recovered dispatch panic: boom\nstack", zapcore.WarnLevel},
+		{"dropped", "redis: %v channel is full for %s (message is dropped)", []any{"msg", "P:invalidate"}, "redis: msg channel is full for P:invalidate (message is dropped)", zapcore.WarnLevel},
+		{"information", "sentinel: selected addr=%s masterAddr=%s", []any{"127.0.0.1:26379", "127.0.0.1:6379"}, "sentinel: selected addr=127.0.0.1:26379 masterAddr=127.0.0.1:6379", zapcore.InfoLevel},
+		{"no arguments", "pubsub: closed", nil, "pubsub: closed", zapcore.InfoLevel},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -33,8 +37,8 @@ func TestRedisLog(t *testing.T) {
 				t.Fatalf("got %d log entries, want 1: %+v", len(entries), entries)
 			}
 			e := entries[0]
-			if e.LoggerName != "access_keys.redis" || e.Level != zapcore.WarnLevel || e.Message != tt.want {
-				t.Errorf("entry = %s %s %q, want access_keys.redis warn %q", e.LoggerName, e.Level, e.Message, tt.want)
+			if e.LoggerName != "access_keys.redis" || e.Level != tt.level || e.Message != tt.want {
+				t.Errorf("entry = %s %s %q, want access_keys.redis %s %q", e.LoggerName, e.Level, e.Message, tt.level, tt.want)
 			}
 		})
 	}
