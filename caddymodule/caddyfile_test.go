@@ -140,6 +140,74 @@ func TestAdaptExample(t *testing.T) {
 	}
 }
 
+// TestAdaptExampleEnvironment checks that Caddyfile.example takes the
+// Redis URL and the gateway's listen address from the environment (as the
+// Docker image needs), with local defaults, and that the stand-in upstream
+// stays on 127.0.0.1 whatever the environment says.
+func TestAdaptExampleEnvironment(t *testing.T) {
+	body, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		env        map[string]string
+		wantRedis  []string
+		wantListen map[string][]string
+	}{
+		{
+			name:       "defaults",
+			wantRedis:  []string{"redis://127.0.0.1:6379/0"},
+			wantListen: map[string][]string{"srv0": {"127.0.0.1:8080"}, "srv1": {"127.0.0.1:9000"}},
+		},
+		{
+			name:       "from the environment",
+			env:        map[string]string{"ACCESSGATE_REDIS": "redis://10.9.9.9:6379/3", "ACCESSGATE_BIND": "0.0.0.0"},
+			wantRedis:  []string{"redis://10.9.9.9:6379/3"},
+			wantListen: map[string][]string{"srv0": {"0.0.0.0:8080"}, "srv1": {"127.0.0.1:9000"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, k := range []string{"ACCESSGATE_REDIS", "ACCESSGATE_BIND"} {
+				t.Setenv(k, "") // restored after the test
+				if v, ok := tt.env[k]; ok {
+					os.Setenv(k, v)
+				} else {
+					os.Unsetenv(k)
+				}
+			}
+			out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(body, map[string]any{"filename": "Caddyfile.example"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cfg struct {
+				Apps struct {
+					AccessKeys App `json:"access_keys"`
+					HTTP       struct {
+						Servers map[string]struct {
+							Listen []string `json:"listen"`
+						} `json:"servers"`
+					} `json:"http"`
+				} `json:"apps"`
+			}
+			if err := json.Unmarshal(out, &cfg); err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Apps.AccessKeys.Redis; !reflect.DeepEqual(got, tt.wantRedis) {
+				t.Errorf("redis = %q, want %q", got, tt.wantRedis)
+			}
+			listen := map[string][]string{}
+			for name, srv := range cfg.Apps.HTTP.Servers {
+				listen[name] = srv.Listen
+			}
+			if !reflect.DeepEqual(listen, tt.wantListen) {
+				t.Errorf("listen = %q, want %q", listen, tt.wantListen)
+			}
+		})
+	}
+}
+
 // FuzzHandlerCaddyfile feeds arbitrary directive bodies to the parser: it
 // must never panic, and a parsed handler with scopes must name a valid
 // scope and at least one path for each.

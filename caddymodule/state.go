@@ -143,6 +143,7 @@ func logEvent(e keystore.Event) {
 }
 
 func newState(cfg App) (*state, error) {
+	routeRedisLog()
 	rdb, err := keystore.Dial(cfg.redisConfig())
 	if err != nil {
 		return nil, err

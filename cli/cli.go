@@ -43,6 +43,14 @@ rotate, once; it cannot be read again.
 
 --json prints the same shapes as the management API.`
 
+// helpFooter ends the help of the command and of every verb: Caddy's own
+// footer points to Caddy's documentation, which does not cover this
+// command.
+const helpFooter = `
+The access-keys command is documented at:
+https://github.com/accessgate/accessgate#command-line
+`
+
 // pingTimeout bounds the connection check made before every verb.
 const pingTimeout = 5 * time.Second
 
@@ -79,6 +87,7 @@ func Setup(cmd *cobra.Command, read ReadConfig) {
 	cmd.SilenceUsage = true
 	cmd.Args = cobra.ArbitraryArgs
 	cmd.RunE = unknownVerb
+	setHelpFooter(cmd)
 	f := cmd.PersistentFlags()
 	f.StringArrayVar(&g.redis, "redis", []string{keystore.DefaultRedisURL}, "Redis URL; repeat to name the nodes of a Redis Cluster")
 	f.StringVarP(&g.config, "config", "c", "", "Caddy config (Caddyfile or JSON) whose access_keys global option names Redis")
@@ -100,6 +109,20 @@ func Setup(cmd *cobra.Command, read ReadConfig) {
 		newPolicyCommand(g),
 		newAuditCommand(g),
 	)
+}
+
+// setHelpFooter makes the help of cmd and of its verbs end with
+// helpFooter, after the help cmd's parent (Caddy's root command) prints.
+func setHelpFooter(cmd *cobra.Command) {
+	standalone := cmd.HelpFunc()
+	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
+		help := standalone
+		if p := cmd.Parent(); p != nil {
+			help = p.HelpFunc()
+		}
+		help(c, args)
+		fmt.Fprint(c.OutOrStdout(), helpFooter)
+	})
 }
 
 // unknownVerb prints the help when no verb is given and fails on an

@@ -184,6 +184,57 @@ func TestCLIHelpListsVerbs(t *testing.T) {
 	}
 }
 
+// TestCLIHelpFooter: the help of the command and of its verbs ends with
+// the pointer to this project's command-line documentation, after the
+// help the root command would print (Caddy's own footer included).
+func TestCLIHelpFooter(t *testing.T) {
+	const caddyFooter = "Full documentation is available at:\nhttps://caddyserver.com/docs/command-line\n"
+	tests := []struct {
+		name   string
+		args   []string
+		inTree bool
+		want   []string
+	}{
+		{"alone", []string{"--help"}, false, []string{Long[1:], "Flags:"}},
+		{"no verb", nil, false, []string{Long[1:]}},
+		{"under caddy", []string{"access-keys", "--help"}, true, []string{Long[1:], caddyFooter}},
+		{"verb under caddy", []string{"access-keys", "create", "--help"}, true, []string{"--service-account", caddyFooter}},
+		{"caddy help", []string{"help", "access-keys", "rotate"}, true, []string{"caddy access-keys rotate", caddyFooter}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := &cobra.Command{Use: Name, Long: Long}
+			Setup(cmd, noConfig(t))
+			run := cmd
+			if tt.inTree {
+				// As Caddy builds its root command.
+				run = &cobra.Command{Use: "caddy"}
+				run.SetHelpTemplate(run.HelpTemplate() + "\n" + caddyFooter)
+				run.AddCommand(cmd)
+			}
+			var out bytes.Buffer
+			run.SetOut(&out)
+			run.SetErr(&out)
+			run.SetArgs(tt.args)
+			if err := run.ExecuteContext(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			got := out.String()
+			if !strings.HasSuffix(got, "\n"+helpFooter) {
+				t.Errorf("help does not end with %q:\n%s", helpFooter, got)
+			}
+			if strings.Count(got, helpFooter) != 1 {
+				t.Errorf("help holds the footer %d times:\n%s", strings.Count(got, helpFooter), got)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("help lacks %q:\n%s", w, got)
+				}
+			}
+		})
+	}
+}
+
 // TestCLIConfigOverrides: the Target read from --config names Redis, the
 // key prefix and the rotation grace; --redis and --prefix win over it, and
 // without --config the defaults apply.

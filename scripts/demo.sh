@@ -12,6 +12,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 export ACCESSGATE_KEY_PREFIX="${ACCESSGATE_KEY_PREFIX:-accessgate_demo}"
+# The demo's Redis and listen address, whatever the environment says
+# (Caddyfile.example reads both from it).
+export ACCESSGATE_REDIS=redis://127.0.0.1:6379/0 ACCESSGATE_BIND=127.0.0.1
 prefix=$ACCESSGATE_KEY_PREFIX
 marker="$prefix:demo-marker"
 

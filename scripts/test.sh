@@ -28,7 +28,9 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
-log=${TEST_LOG:-${TMPDIR:-/tmp}/accessgate-test.log}
+# The full output goes to a file of this run (TEST_LOG names another), so
+# that runs side by side never share one.
+log=${TEST_LOG:-$(mktemp "${TMPDIR:-/tmp}/accessgate-test.XXXXXX")}
 status=0
 go test -race -count=1 -timeout 20m -v ${TESTFLAGS:-} ./... >"$log" 2>&1 || status=$?
 grep -E '^(ok|FAIL|---|panic:|\?)|^\s+--- FAIL' "$log" | grep -v -- '--- PASS' || true
@@ -40,5 +42,6 @@ fi
 passed=$(grep -cE '^\s*--- PASS' "$log" || true)
 failed=$(grep -cE '^\s*--- FAIL' "$log" || true)
 skipped=$(grep -cE '^\s*--- SKIP' "$log" || true)
+echo "full output: $log"
 echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 exit "$status"
