@@ -489,6 +489,9 @@ func TestConsole(t *testing.T) {
 			if !strings.Contains(msg, "whole number of days from 0 to 365") {
 				t.Errorf("message for %q = %q", bad, msg)
 			}
+			if st := b.text(`#status`); st != "" {
+				t.Errorf("status %q left beside the refusal of %q", st, bad)
+			}
 			if inv := eval[string](b, `document.querySelector('#policy-lifetime-days').getAttribute('aria-invalid') ?? ''`); inv != "true" {
 				t.Errorf("aria-invalid for %q = %q", bad, inv)
 			}
@@ -569,6 +572,7 @@ func TestConsole(t *testing.T) {
 		if msg := b.text(`#policy-lifetime-days-error`); !strings.Contains(msg, "lacks the capability manageOrgSettings") {
 			t.Errorf("message after the API refused = %q, want the API's message", msg)
 		}
+		b.screenshot("policy-refused")
 		code, body := s.apiCall(t, f.alice, http.MethodGet, "policies/accessKeysLifetime", nil)
 		if code != http.StatusOK || !strings.Contains(string(body), `"accessKeysLifetimeInDays":365`) {
 			t.Errorf("policy after a refused change: %d %s, want 365", code, body)

@@ -637,11 +637,13 @@ function scopesCell(k) {
 function allowlistCell(k) {
   const origins = k.corsHeaders ?? [];
   if (origins.length === 0) {
-    return h('span', {
-      class: 'muted no-origins',
-      title: 'Every browser origin is refused: requests that carry an Origin header fail with 403. Requests without an Origin header (servers, scripts) are not affected.',
-      text: 'No browser origins',
-    });
+    return h('span', {},
+      h('span', {
+        class: 'muted no-origins',
+        title: 'Every browser origin is refused: requests that carry an Origin header fail with 403. Requests without an Origin header (servers, scripts) are not affected.',
+        text: 'No browser origins',
+      }),
+      h('span', { class: 'visually-hidden', text: ': requests with an Origin header are refused' }));
   }
   // A break opportunity after the scheme keeps the column narrow.
   return h('ul', { class: 'origins' }, origins.map((o) => {
@@ -1303,6 +1305,7 @@ for (const p of policies) {
     const days = Number(text);
     const bad = input.validity.badInput || text === '' || !/^\d+$/.test(text) || !Number.isInteger(days) || days > MAX_POLICY_DAYS;
     if (bad) {
+      announce('');
       setFieldError(input, `${p.name} was not saved: enter a whole number of days from 0 to ${MAX_POLICY_DAYS} (0 means never).`);
       input.focus();
       return;
@@ -1319,6 +1322,7 @@ for (const p of policies) {
       invalidateLists();
     } catch (err) {
       if (!handleAuthLost(err)) {
+        announce('');
         const msg = err instanceof APIError ? err.message : String(err?.message ?? err);
         setFieldError(input, `${p.name} was not saved: ${msg}`);
         showError(appError, err, `${p.name} was not saved.`);
