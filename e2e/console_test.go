@@ -401,8 +401,15 @@ func TestConsole(t *testing.T) {
 		b.click(menuButton(created.id))
 		b.click(menuButton(created.id) + ` + [role=menu] [data-op="edit"]`)
 		b.waitJS("the chosen scope", `document.querySelector('#edit-dialog').open && document.querySelector('#edit-scope-custom').checked && document.querySelector('#edit-scopes input[value="viewCollectors"]')?.checked === true && document.querySelector('#edit-scopes input[value="manageAccessKeys"]')?.checked === false`)
-		b.key(kb.Escape)
-		b.waitJS("the edit dialog to close", `!document.querySelector('#edit-dialog').open`)
+		// Back to the Default scope.
+		b.click(`#edit-scope-default`)
+		b.click(`#edit-submit`)
+		b.waitJS("the Default scope in the row", fmt.Sprintf(`!document.querySelector('#edit-dialog').open && document.querySelector(%q)?.querySelector('td[data-label="Scopes"]')?.innerText.trim() === 'Default'`, row(created.id)))
+		code, body = s.apiCall(t, f.alice, http.MethodGet, "accessKeys/"+created.id, nil)
+		k.Scopes = nil
+		if err := json.Unmarshal(body, &k); code != http.StatusOK || err != nil || len(k.Scopes) != 0 || !slices.Equal(k.CORSHeaders, wantCORS) {
+			t.Errorf("after choosing the Default scope: %d %s", code, body)
+		}
 	})
 
 	t.Run("rotate shows the new key once", func(t *testing.T) {
@@ -573,6 +580,13 @@ func TestConsole(t *testing.T) {
 			t.Errorf("message after the API refused = %q, want the API's message", msg)
 		}
 		b.screenshot("policy-refused")
+
+		// A reload, which signs in from the session, shows the same.
+		b.run("reloading", chromedp.Reload())
+		b.waitJS("the policies after a reload", `!document.querySelector('#panel-policies').hidden && document.querySelector('#tab-personal').hidden && !document.querySelector('#app-notice').hidden`)
+		if visible(b, `#app-error`) || visible(b, `#panel-personal`) {
+			t.Errorf("after a reload the key's refused own keys show an error or the Personal tab")
+		}
 		code, body := s.apiCall(t, f.alice, http.MethodGet, "policies/accessKeysLifetime", nil)
 		if code != http.StatusOK || !strings.Contains(string(body), `"accessKeysLifetimeInDays":365`) {
 			t.Errorf("policy after a refused change: %d %s, want 365", code, body)

@@ -1131,7 +1131,7 @@ function renderScopePicker(box, initial = null) {
     box.append(h('fieldset', { class: 'scope-group' },
       h('legend', { text: group }),
       scopes.map((s) => {
-        const id = `${prefix}-scope-${s.id}`;
+        const id = `${prefix}-scopeopt-${s.id}`;
         const lacking = state.caps !== null && !state.caps.has(s.id);
         return h('div', { class: 'check' },
           h('input', { type: 'checkbox', id, name: 'scope', value: s.id, checked: checked.has(s.id) }),
