@@ -29,6 +29,9 @@ type consoleFixture struct {
 	alice   cred // an administrator; the console signs in with this key
 	expired cred
 	bobSync cred // lists a scope its owner lacks
+	nightly cred // deactivated, with an empty allowlist
+	viewer  cred // may view its owner's keys but not change them
+	outside cred // may not even list its owner's keys
 	all     int  // number of keys
 }
 
@@ -36,8 +39,12 @@ func newConsoleFixture(t *testing.T) *consoleFixture {
 	s := startStack(t)
 	s.role(t, "admin", "createAccessKeys", "manageAccessKeys", "manageOrgSettings", "viewCollectors")
 	s.role(t, "developer", "createAccessKeys", "viewCollectors")
+	s.role(t, "auditor", "viewPersonalAccessKeys", "viewCollectors")
+	s.role(t, "collector", "viewCollectors")
 	s.user(t, "alice", "admin")
 	s.user(t, "bob", "developer")
+	s.user(t, "carol", "auditor")
+	s.user(t, "dave", "collector")
 	day := 24 * time.Hour
 	f := &consoleFixture{s: s}
 	// Same-origin requests other than GET carry an Origin header, so the
@@ -45,13 +52,16 @@ func newConsoleFixture(t *testing.T) *consoleFixture {
 	f.alice = s.key(t, keystore.KeySpec{OwnerID: "alice", Label: "Console", CORSHeaders: []string{s.origin("api.localhost")}}, 2*day)
 	s.key(t, keystore.KeySpec{OwnerID: "alice", Label: "CI deploy", Scopes: []string{"viewCollectors"}, CORSHeaders: []string{"https://ci.example.com"}}, 20*day)
 	nightly := s.key(t, keystore.KeySpec{OwnerID: "alice", Label: "Nightly report"}, 5*day)
+	f.nightly = nightly
 	f.bobSync = s.key(t, keystore.KeySpec{OwnerID: "bob", Label: "Collector sync", Scopes: []string{"viewCollectors", "manageCollectors"}}, 10*day)
 	f.expired = s.key(t, keystore.KeySpec{OwnerID: "bob", Label: "Legacy export"}, 200*day)
 	disabled := true
 	if _, err := s.store.UpdateKey(context.Background(), nightly.id, keystore.KeyUpdate{Disabled: &disabled}, testOp); err != nil {
 		t.Fatal(err)
 	}
-	f.all = 5
+	f.viewer = s.key(t, keystore.KeySpec{OwnerID: "carol", Label: "Audit view", CORSHeaders: []string{s.origin("api.localhost")}}, day)
+	f.outside = s.key(t, keystore.KeySpec{OwnerID: "dave", Label: "Collector reader", CORSHeaders: []string{s.origin("api.localhost")}}, day)
+	f.all = 7
 	return f
 }
 
@@ -116,6 +126,15 @@ func TestConsole(t *testing.T) {
 		}
 		b.waitJS("the org and policies tabs", `!document.querySelector('#tab-org').hidden && !document.querySelector('#tab-policies').hidden`)
 		b.screenshot("personal-keys")
+	})
+
+	t.Run("an empty allowlist says every browser origin is refused", func(t *testing.T) {
+		b := b.on(t)
+		cell := fmt.Sprintf(`#panel-personal tr[data-id=%q] td[data-label="Allowlist"] .no-origins`, f.nightly.id)
+		got := eval[struct{ Text, Title string }](b, fmt.Sprintf(`({Text: document.querySelector(%q)?.innerText ?? '', Title: document.querySelector(%q)?.title ?? ''})`, cell, cell))
+		if got.Text != "No browser origins" || !strings.Contains(got.Title, "Origin header") || !strings.Contains(got.Title, "refused") {
+			t.Errorf("allowlist cell of a key without origins = %+v, want \"No browser origins\" and a title on refused Origin headers", got)
+		}
 	})
 
 	var created cred
@@ -321,15 +340,15 @@ func TestConsole(t *testing.T) {
 	t.Run("edit the allowlist", func(t *testing.T) {
 		b := b.on(t)
 		b.click(menuButton(created.id))
-		b.click(menuButton(created.id) + ` + [role=menu] [data-op="allowlist"]`)
-		b.waitJS("the allowlist dialog", `document.querySelector('#allowlist-dialog').open`)
-		if got := eval[string](b, `document.querySelector('#allowlist-cors').value`); got != s.origin("app.localhost") {
+		b.click(menuButton(created.id) + ` + [role=menu] [data-op="edit"]`)
+		b.waitJS("the edit dialog", `document.querySelector('#edit-dialog').open`)
+		if got := eval[string](b, `document.querySelector('#edit-cors').value`); got != s.origin("app.localhost") {
 			t.Errorf("allowlist shown = %q, want the key's origin", got)
 		}
 		want := []string{s.origin("app.localhost"), "https://admin.example.com:8443"}
-		b.fill(`#allowlist-cors`, strings.Join(want, "\n"))
-		b.click(`#allowlist-form button[type=submit]`)
-		b.waitJS("the new allowlist in the row", fmt.Sprintf(`!document.querySelector('#allowlist-dialog').open && document.querySelector(%q)?.innerText.includes('admin.example.com')`, row(created.id)))
+		b.fill(`#edit-cors`, strings.Join(want, "\n"))
+		b.click(`#edit-submit`)
+		b.waitJS("the new allowlist in the row", fmt.Sprintf(`!document.querySelector('#edit-dialog').open && document.querySelector(%q)?.innerText.includes('admin.example.com')`, row(created.id)))
 		code, body := s.apiCall(t, f.alice, http.MethodGet, "accessKeys/"+created.id, nil)
 		var k struct {
 			CORSHeaders []string `json:"corsHeaders"`
@@ -340,6 +359,56 @@ func TestConsole(t *testing.T) {
 		}
 		if !slices.Equal(k.CORSHeaders, want) || k.Disabled {
 			t.Errorf("after saving the allowlist: corsHeaders %v, disabled %v; want %v and active", k.CORSHeaders, k.Disabled, want)
+		}
+	})
+
+	t.Run("edit the scopes", func(t *testing.T) {
+		b := b.on(t)
+		b.click(menuButton(created.id))
+		b.click(menuButton(created.id) + ` + [role=menu] [data-op="edit"]`)
+		b.waitJS("the edit dialog", `document.querySelector('#edit-dialog').open`)
+		if !eval[bool](b, `document.querySelector('#edit-scope-default').checked && document.querySelector('#edit-scopes').hidden`) {
+			t.Errorf("a key with the Default scope does not open with Default chosen")
+		}
+		if note := b.text(`#edit-label-note`); !strings.Contains(note, "name cannot be changed") {
+			t.Errorf("the dialog does not say the name stays: %q", note)
+		}
+		b.click(`#edit-scope-custom`)
+		b.waitJS("the scope catalogue", `!!document.querySelector('#edit-scopes input[value="viewCollectors"]')`)
+		// createAccessKeys keeps the key able to list its own keys, which
+		// the rotation below checks.
+		b.click(`#edit-scopes input[value="createAccessKeys"]`)
+		b.click(`#edit-scopes input[value="viewCollectors"]`)
+		b.screenshot("edit-key")
+		b.click(`#edit-submit`)
+		b.waitJS("the new scope in the row", fmt.Sprintf(`!document.querySelector('#edit-dialog').open && document.querySelector(%q)?.querySelector('td[data-label="Scopes"]')?.innerText.includes('viewCollectors')`, row(created.id)))
+		code, body := s.apiCall(t, f.alice, http.MethodGet, "accessKeys/"+created.id, nil)
+		var k struct {
+			Scopes      []string `json:"scopes"`
+			CORSHeaders []string `json:"corsHeaders"`
+			Disabled    bool     `json:"disabled"`
+		}
+		if err := json.Unmarshal(body, &k); code != http.StatusOK || err != nil {
+			t.Fatalf("GET accessKeys/%s = %d %s", created.id, code, body)
+		}
+		wantCORS := []string{s.origin("app.localhost"), "https://admin.example.com:8443"}
+		wantScopes := []string{"createAccessKeys", "viewCollectors"}
+		if !slices.Equal(k.Scopes, wantScopes) || !slices.Equal(k.CORSHeaders, wantCORS) || k.Disabled {
+			t.Errorf("after editing the scopes: %+v, want scopes %v, the allowlist %v kept and active", k, wantScopes, wantCORS)
+		}
+
+		// Opening it again shows the custom scope chosen.
+		b.click(menuButton(created.id))
+		b.click(menuButton(created.id) + ` + [role=menu] [data-op="edit"]`)
+		b.waitJS("the chosen scope", `document.querySelector('#edit-dialog').open && document.querySelector('#edit-scope-custom').checked && document.querySelector('#edit-scopes input[value="viewCollectors"]')?.checked === true && document.querySelector('#edit-scopes input[value="manageAccessKeys"]')?.checked === false`)
+		// Back to the Default scope.
+		b.click(`#edit-scope-default`)
+		b.click(`#edit-submit`)
+		b.waitJS("the Default scope in the row", fmt.Sprintf(`!document.querySelector('#edit-dialog').open && document.querySelector(%q)?.querySelector('td[data-label="Scopes"]')?.innerText.trim() === 'Default'`, row(created.id)))
+		code, body = s.apiCall(t, f.alice, http.MethodGet, "accessKeys/"+created.id, nil)
+		k.Scopes = nil
+		if err := json.Unmarshal(body, &k); code != http.StatusOK || err != nil || len(k.Scopes) != 0 || !slices.Equal(k.CORSHeaders, wantCORS) {
+			t.Errorf("after choosing the Default scope: %d %s", code, body)
 		}
 	})
 
@@ -417,6 +486,33 @@ func TestConsole(t *testing.T) {
 		}
 	})
 
+	t.Run("a policy out of bounds is refused in the form", func(t *testing.T) {
+		b := b.on(t)
+		for _, bad := range []string{"400", "1.5", "-1"} {
+			b.fill(`#policy-lifetime-days`, bad)
+			b.click(`#policy-lifetime button[type=submit]`)
+			b.waitJS("the field's message", `!document.querySelector('#policy-lifetime-days-error').hidden`)
+			msg := b.text(`#policy-lifetime-days-error`)
+			if !strings.Contains(msg, "whole number of days from 0 to 365") {
+				t.Errorf("message for %q = %q", bad, msg)
+			}
+			if st := b.text(`#status`); st != "" {
+				t.Errorf("status %q left beside the refusal of %q", st, bad)
+			}
+			if inv := eval[string](b, `document.querySelector('#policy-lifetime-days').getAttribute('aria-invalid') ?? ''`); inv != "true" {
+				t.Errorf("aria-invalid for %q = %q", bad, inv)
+			}
+		}
+		b.screenshot("policy-invalid")
+		code, body := s.apiCall(t, f.alice, http.MethodGet, "policies/accessKeysLifetime", nil)
+		if code != http.StatusOK || !strings.Contains(string(body), `"accessKeysLifetimeInDays":90`) {
+			t.Errorf("policy after refused values: %d %s, want 90 unchanged", code, body)
+		}
+		b.fill(`#policy-lifetime-days`, "365")
+		b.click(`#policy-lifetime button[type=submit]`)
+		b.waitJS("the saved message", `document.querySelector('#status').innerText.includes('365 days') && document.querySelector('#policy-lifetime-days-error').hidden`)
+	})
+
 	t.Run("sign out forgets the credentials", func(t *testing.T) {
 		b := b.on(t)
 		b.click(`#sign-out`)
@@ -424,6 +520,78 @@ func TestConsole(t *testing.T) {
 		if left := eval[int](b, `sessionStorage.length + localStorage.length`); left != 0 {
 			t.Errorf("%d items left in web storage after signing out", left)
 		}
+	})
+
+	signIn := func(b *browser, c cred) {
+		b.t.Helper()
+		b.waitJS("the sign-in form", `!document.querySelector('#signin-view').hidden`)
+		b.fill(`#signin-access-id`, c.id)
+		b.fill(`#signin-access-key`, c.secret)
+		b.click(`#signin-submit`)
+		b.waitJS("the console", `!document.querySelector('#app-view').hidden`)
+	}
+	signOut := func(b *browser) {
+		b.t.Helper()
+		b.click(`#sign-out`)
+		b.waitJS("the sign-in form", `!document.querySelector('#signin-view').hidden`)
+	}
+	// visible reports whether an element is shown.
+	visible := func(b *browser, sel string) bool {
+		b.t.Helper()
+		return eval[bool](b, fmt.Sprintf(`(() => { const e = document.querySelector(%q); return !!e && !e.closest('[hidden]') && e.getClientRects().length > 0; })()`, sel))
+	}
+
+	t.Run("a key that may only view its keys sees no changes offered", func(t *testing.T) {
+		b := b.on(t)
+		signIn(b, f.viewer)
+		b.waitJS("its own row", fmt.Sprintf(`!!document.querySelector('#panel-personal tr[data-id=%q]')`, f.viewer.id))
+		for _, sel := range []string{`#tab-org`, `#tab-policies`, `#panel-personal [data-action="create"]`, `#panel-personal [aria-haspopup="menu"]`, `#app-error`} {
+			if visible(b, sel) {
+				t.Errorf("%s is shown to a key with viewPersonalAccessKeys only", sel)
+			}
+		}
+		if !visible(b, `#app-notice`) || !strings.Contains(b.text(`#app-notice`), "not create or change") {
+			t.Errorf("notice = %q, want one saying the key may not change keys", b.text(`#app-notice`))
+		}
+		b.screenshot("view-only-key")
+		signOut(b)
+	})
+
+	t.Run("a key refused its own keys sees only what it may use", func(t *testing.T) {
+		b := b.on(t)
+		signIn(b, f.outside)
+		b.waitJS("the policies", `!document.querySelector('#panel-policies').hidden && document.querySelector('#policy-lifetime-days').value === '365'`)
+		for _, sel := range []string{`#tab-personal`, `#tab-org`, `#panel-personal`, `[data-action="create"]`, `#app-error`} {
+			if visible(b, sel) {
+				t.Errorf("%s is shown to a key without any access key capability", sel)
+			}
+		}
+		notice := b.text(`#app-notice`)
+		if !visible(b, `#app-notice`) || !strings.Contains(notice, "may not view or manage access keys") || !strings.Contains(notice, "manageOrgSettings") {
+			t.Errorf("notice = %q, want one saying what the key may not do", notice)
+		}
+		b.screenshot("no-key-capabilities")
+
+		// The form accepts 30; the API refuses it, and its message is shown.
+		b.fill(`#policy-lifetime-days`, "30")
+		b.click(`#policy-lifetime button[type=submit]`)
+		b.waitJS("the field's message", `!document.querySelector('#policy-lifetime-days-error').hidden`)
+		if msg := b.text(`#policy-lifetime-days-error`); !strings.Contains(msg, "lacks the capability manageOrgSettings") {
+			t.Errorf("message after the API refused = %q, want the API's message", msg)
+		}
+		b.screenshot("policy-refused")
+
+		// A reload, which signs in from the session, shows the same.
+		b.run("reloading", chromedp.Reload())
+		b.waitJS("the policies after a reload", `!document.querySelector('#panel-policies').hidden && document.querySelector('#tab-personal').hidden && !document.querySelector('#app-notice').hidden`)
+		if visible(b, `#app-error`) || visible(b, `#panel-personal`) {
+			t.Errorf("after a reload the key's refused own keys show an error or the Personal tab")
+		}
+		code, body := s.apiCall(t, f.alice, http.MethodGet, "policies/accessKeysLifetime", nil)
+		if code != http.StatusOK || !strings.Contains(string(body), `"accessKeysLifetimeInDays":365`) {
+			t.Errorf("policy after a refused change: %d %s, want 365", code, body)
+		}
+		signOut(b)
 	})
 
 	t.Run("no script errors or CSP violations", func(t *testing.T) {

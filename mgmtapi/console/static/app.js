@@ -9,6 +9,14 @@ const ACCESS_ID_RE = /^su[0-9A-Za-z]{12}$/;
 const ACCESS_KEY_RE = /^[0-9A-Za-z]{64}$/;
 const MAX_ORIGINS = 20;
 const MAX_LABEL = 128;
+// Bounds of both key policies, in days, as the API enforces them.
+const MAX_POLICY_DAYS = 365;
+
+// Capabilities the management API checks (holding any one of a set is
+// enough): reading and writing one's own keys, every key of the
+// organisation, and the policies.
+const CAPS_OWN_READ = ['createAccessKeys', 'managePersonalAccessKeys', 'viewPersonalAccessKeys', 'manageAccessKeys'];
+const CAPS_OWN_WRITE = ['createAccessKeys', 'managePersonalAccessKeys', 'manageAccessKeys'];
 
 // Page size of the organisation-wide list; ?pageSize=N overrides it.
 const PAGE_SIZE = (() => {
@@ -88,6 +96,9 @@ const state = {
   creds: null,
   me: null,
   caps: null,
+  // The API refused to list the key's own keys: it holds none of
+  // CAPS_OWN_READ, and its capabilities cannot be read.
+  keysRefused: false,
   tab: 'personal',
   lists: {
     personal: { keys: [], loaded: false, sort: { key: 'createdAt', dir: 'desc' } },
@@ -212,6 +223,7 @@ function resetState() {
   state.creds = null;
   state.me = null;
   state.caps = null;
+  state.keysRefused = false;
   state.lists.personal.keys = [];
   state.lists.personal.loaded = false;
   state.lists.org.keys = [];
@@ -275,10 +287,11 @@ signinForm.addEventListener('submit', async (ev) => {
     keyInput.value = '';
     enterApp(true);
   } catch (err) {
-    if (err instanceof APIError && err.status === 403) {
-      // Valid credentials that may not list personal keys: sign in and let
-      // each section say what it cannot do.
+    if (isCapabilityRefusal(err)) {
+      // Valid credentials that may not list their own keys: sign in and
+      // show only what such a key may still use.
       saveCreds(creds);
+      state.keysRefused = true;
       keyInput.value = '';
       enterApp(true);
       return;
@@ -296,17 +309,53 @@ function learnCaps(keys) {
   const me = keys.find((k) => k.id === state.creds.accessId);
   state.me = me ?? null;
   state.caps = me ? new Set(me.effectiveScopes ?? []) : null;
+  state.keysRefused = false;
 }
 
-function can(cap) {
-  return state.caps === null || state.caps.has(cap);
+/** Reports whether err is a 403 for a missing capability (not a refused origin). */
+function isCapabilityRefusal(err) {
+  return err instanceof APIError && err.status === 403
+    && !/origin is not allowlisted/i.test(err.message);
 }
 
-/** Shows the tabs the signed-in key may use; leaves a tab that went away. */
+/**
+ * Reports whether the signed-in key holds any of caps. While its
+ * capabilities are unknown the API decides; a key refused its own keys
+ * holds none of the key capabilities.
+ */
+function can(...caps) {
+  if (state.keysRefused && caps.some((c) => CAPS_OWN_READ.includes(c))) return false;
+  return state.caps === null || caps.some((c) => state.caps.has(c));
+}
+
+const canReadOwn = () => can(...CAPS_OWN_READ);
+const canWriteOwn = () => can(...CAPS_OWN_WRITE);
+const canManageKeys = () => can('manageAccessKeys');
+// Any key may read the policies; a key whose capabilities are unknown sees
+// them and the API decides on a change.
+const canPolicies = () => (state.caps === null ? true : state.caps.has('manageOrgSettings'));
+
+/**
+ * Shows the tabs and buttons the signed-in key may use, says what it may
+ * not do, and leaves a tab that went away. Any key may read the policies,
+ * so a key always has a tab.
+ */
 function updateTabs() {
-  $('#tab-org').hidden = !can('manageAccessKeys');
-  $('#tab-policies').hidden = !can('manageOrgSettings');
-  if ($(`#tab-${state.tab}`).hidden) selectTab('personal', { focus: false });
+  $('#tab-personal').hidden = !canReadOwn();
+  $('#tab-org').hidden = !canManageKeys();
+  $('#tab-policies').hidden = !canPolicies();
+  for (const b of $$('[data-action="create"]')) b.hidden = !canWriteOwn();
+  const notice = $('#app-notice');
+  if (state.keysRefused) {
+    notice.textContent = 'This access key may not view or manage access keys: it lacks createAccessKeys, managePersonalAccessKeys, viewPersonalAccessKeys and manageAccessKeys. It may only read the policies below; changing them needs manageOrgSettings. Sign in with another key to manage keys.';
+  } else if (!canWriteOwn()) {
+    notice.textContent = 'This access key may view its owner\'s keys but not create or change them: that needs createAccessKeys or managePersonalAccessKeys.';
+  }
+  notice.hidden = !(state.keysRefused || !canWriteOwn());
+  for (const n of tabNames) {
+    if ($(`#tab-${n}`).hidden) $(`#panel-${n}`).hidden = true;
+  }
+  if (state.tab && $(`#tab-${state.tab}`).hidden) selectTab(visibleTabs()[0], { focus: false });
 }
 
 function showSignin(message) {
@@ -344,11 +393,11 @@ function enterApp(fresh) {
   appView.hidden = false;
   clearError(signinError);
   renderSession();
-  $('#tab-org').hidden = !can('manageAccessKeys');
-  $('#tab-policies').hidden = !can('manageOrgSettings');
-  state.tab = 'personal';
+  state.tab = null;
+  updateTabs();
+  const tabs = visibleTabs();
   const wanted = location.hash.replace(/^#/, '');
-  const tab = ['personal', 'org', 'policies'].includes(wanted) && !$(`#tab-${wanted}`).hidden ? wanted : 'personal';
+  const tab = tabs.includes(wanted) ? wanted : tabs[0];
   selectTab(tab, { focus: false });
   if (fresh) $(`#${tab}-title`).focus();
 }
@@ -440,6 +489,12 @@ async function loadList(name, { keepFocus = null } = {}) {
     if (keepFocus) restoreFocus(keepFocus);
   } catch (err) {
     if (handleAuthLost(err)) return;
+    if (name === 'personal' && state.creds && isCapabilityRefusal(err)) {
+      state.keysRefused = true;
+      box.replaceChildren();
+      updateTabs();
+      return;
+    }
     box.replaceChildren(h('p', { class: 'muted', text: 'The keys could not be loaded.' }));
     showError(appError, err, 'Loading access keys failed.');
   } finally {
@@ -581,7 +636,15 @@ function scopesCell(k) {
 
 function allowlistCell(k) {
   const origins = k.corsHeaders ?? [];
-  if (origins.length === 0) return h('span', { class: 'muted', text: 'None' });
+  if (origins.length === 0) {
+    return h('span', {},
+      h('span', {
+        class: 'muted no-origins',
+        title: 'Every browser origin is refused: requests that carry an Origin header fail with 403. Requests without an Origin header (servers, scripts) are not affected.',
+        text: 'No browser origins',
+      }),
+      h('span', { class: 'visually-hidden', text: ': requests with an Origin header are refused' }));
+  }
   // A break opportunity after the scheme keeps the column narrow.
   return h('ul', { class: 'origins' }, origins.map((o) => {
     const i = o.indexOf('://');
@@ -598,7 +661,9 @@ function ownerLine(k) {
 function rowMenu(name, k) {
   const status = statusOf(k);
   const base = `${name}-${k.id}`;
-  const items = [['allowlist', 'Edit allowlist']];
+  // Without a write capability a key's own keys are read-only.
+  if (name === 'personal' && !canWriteOwn()) return h('span', { class: 'muted small', text: 'View only' });
+  const items = [['edit', 'Edit']];
   if (status === 'active') items.push(['deactivate', 'Deactivate']);
   else if (status === 'deactivated') items.push(['activate', 'Activate']);
   // Rotating hands out the new secret: only the owner rotates a user's key.
@@ -754,8 +819,8 @@ async function runOp(name, id, op, button) {
   const mine = state.creds && k.id === state.creds.accessId;
   const label = k.label || k.id;
   switch (op) {
-    case 'allowlist':
-      openAllowlist(name, k, button);
+    case 'edit':
+      openEdit(name, k, button);
       break;
     case 'deactivate':
       if (mine) {
@@ -1025,43 +1090,48 @@ for (const radio of $$('input[name="scopeMode"]', createForm)) {
   radio.addEventListener('change', () => {
     const custom = $('#create-scope-custom').checked;
     $('#create-scopes').hidden = !custom;
-    if (custom) loadScopeCatalogue();
+    if (custom) loadScopeCatalogue($('#create-scopes'));
   });
 }
 
-async function loadScopeCatalogue() {
-  const box = $('#create-scopes');
+/** Fills a scope picker (in the create or edit dialog) from the catalogue. */
+async function loadScopeCatalogue(box, initial = null) {
   if (scopeCatalogue) {
-    renderScopePicker();
+    renderScopePicker(box, initial);
     return;
   }
   box.replaceChildren(h('p', { class: 'muted', text: 'Loading scopes…' }));
   try {
     const res = await api('GET', 'accessKeys/scopes');
     scopeCatalogue = res?.data ?? [];
-    renderScopePicker();
+    renderScopePicker(box, initial);
   } catch (err) {
     if (handleAuthLost(err)) return;
     box.replaceChildren();
-    showError($('[data-role="error"]', createDialog), err, 'The list of scopes could not be loaded.');
+    showError($('[data-role="error"]', box.closest('dialog')), err, 'The list of scopes could not be loaded.');
   }
 }
 
-function renderScopePicker() {
-  const box = $('#create-scopes');
+function renderScopePicker(box, initial = null) {
+  const prefix = box.id.replace(/-scopes$/, '');
   const groups = new Map();
   for (const s of scopeCatalogue) {
     const g = s.group?.label ?? 'Other';
     if (!groups.has(g)) groups.set(g, []);
     groups.get(g).push(s);
   }
-  const checked = new Set($$('input[name="scope"]:checked', box).map((i) => i.value));
-  box.replaceChildren(h('p', { class: 'hint', id: 'create-scopes-hint', text: 'Scopes your account lacks are marked; a key cannot use them until you have them.' }));
+  const checked = new Set(initial ?? $$('input[name="scope"]:checked', box).map((i) => i.value));
+  // Scopes a key lists that the catalogue does not know stay choosable.
+  const known = new Set(scopeCatalogue.map((s) => s.id));
+  for (const id of checked) {
+    if (!known.has(id)) groups.set('Other', (groups.get('Other') ?? []).concat({ id, label: id }));
+  }
+  box.replaceChildren(h('p', { class: 'hint', id: `${prefix}-scopes-hint`, text: 'Scopes your account lacks are marked; a key cannot use them until you have them.' }));
   for (const [group, scopes] of groups) {
     box.append(h('fieldset', { class: 'scope-group' },
       h('legend', { text: group }),
       scopes.map((s) => {
-        const id = `scope-${s.id}`;
+        const id = `${prefix}-scopeopt-${s.id}`;
         const lacking = state.caps !== null && !state.caps.has(s.id);
         return h('div', { class: 'check' },
           h('input', { type: 'checkbox', id, name: 'scope', value: s.id, checked: checked.has(s.id) }),
@@ -1122,41 +1192,80 @@ createForm.addEventListener('submit', async (ev) => {
   }
 });
 
-// Allowlist.
-const allowlistDialog = $('#allowlist-dialog');
-const allowlistForm = $('#allowlist-form');
-let allowlistTarget = null;
+// Edit: allowlist and scopes. The API takes no new label on PUT, so the
+// name is shown but not editable.
+const editDialog = $('#edit-dialog');
+const editForm = $('#edit-form');
+let editTarget = null;
 
-function openAllowlist(name, k, button) {
-  allowlistTarget = { name, k };
-  allowlistForm.reset();
-  clearError($('[data-role="error"]', allowlistDialog));
-  $('#allowlist-key').textContent = `Key "${k.label || k.id}" (${k.id})`;
-  $('#allowlist-cors').value = (k.corsHeaders ?? []).join('\n');
-  openDialog(allowlistDialog, { returnFocus: button, initial: $('#allowlist-cors') });
+function openEdit(name, k, button) {
+  editTarget = { name, k };
+  editForm.reset();
+  clearError($('[data-role="error"]', editDialog));
+  $('#edit-title').textContent = `Edit "${k.label || k.id}"`;
+  $('#edit-key').textContent = `Access ID ${k.id}`;
+  $('#edit-cors').value = (k.corsHeaders ?? []).join('\n');
+  const custom = (k.scopes ?? []).length > 0;
+  $('#edit-scope-default').checked = !custom;
+  $('#edit-scope-custom').checked = custom;
+  const box = $('#edit-scopes');
+  box.replaceChildren();
+  box.hidden = !custom;
+  if (custom) loadScopeCatalogue(box, k.scopes);
+  $('#edit-submit').disabled = false;
+  openDialog(editDialog, { returnFocus: button, initial: $('#edit-cors') });
 }
 
-allowlistForm.addEventListener('submit', async (ev) => {
+for (const radio of $$('input[name="editScopeMode"]', editForm)) {
+  radio.addEventListener('change', () => {
+    const custom = $('#edit-scope-custom').checked;
+    const box = $('#edit-scopes');
+    box.hidden = !custom;
+    if (custom) loadScopeCatalogue(box, editTarget?.k.scopes ?? []);
+  });
+}
+
+function sameList(a, b) {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+editForm.addEventListener('submit', async (ev) => {
   ev.preventDefault();
-  const banner = $('[data-role="error"]', allowlistDialog);
+  const banner = $('[data-role="error"]', editDialog);
   clearError(banner);
-  const { name, k } = allowlistTarget;
-  const corsHeaders = parseOrigins($('#allowlist-cors').value);
+  const { name, k } = editTarget;
+  const corsHeaders = parseOrigins($('#edit-cors').value);
   if (corsHeaders.length > MAX_ORIGINS) {
-    showError(banner, new APIError(0, [{ code: '', message: `At most ${MAX_ORIGINS} origins can be allowlisted; ${corsHeaders.length} were given.` }], ''), 'The allowlist was not saved.');
+    showError(banner, new APIError(0, [{ code: '', message: `At most ${MAX_ORIGINS} origins can be allowlisted; ${corsHeaders.length} were given.` }], ''), 'The changes were not saved.');
+    $('#edit-cors').focus();
     return;
   }
-  const submit = $('button[type="submit"]', allowlistForm);
+  const body = { disabled: Boolean(k.disabled), corsHeaders };
+  let scopes = [];
+  if ($('#edit-scope-custom').checked) {
+    scopes = $$('input[name="scope"]:checked', editDialog).map((i) => i.value);
+    if (scopes.length === 0) {
+      showError(banner, new APIError(0, [{ code: '', message: 'Choose at least one scope, or use the Default scope.' }], ''), 'The changes were not saved.');
+      return;
+    }
+  }
+  // Scopes are sent only when they change, so that editing the allowlist of
+  // a key with scopes beyond the caller's is not refused.
+  const scopesChanged = !sameList(scopes, k.scopes ?? []);
+  if (scopesChanged) body.scopes = scopes;
+  const submit = $('#edit-submit');
   submit.disabled = true;
   try {
-    await api('PUT', `accessKeys/${encodeURIComponent(k.id)}`, { disabled: Boolean(k.disabled), corsHeaders });
-    allowlistDialog.returnFocus = null;
-    allowlistDialog.close('ok');
-    announce(`Allowlist of "${k.label || k.id}" saved: ${plural(corsHeaders.length, 'origin', 'origins')}.`);
+    await api('PUT', `accessKeys/${encodeURIComponent(k.id)}`, body);
+    editDialog.returnFocus = null;
+    editDialog.close('ok');
+    const what = [`${plural(corsHeaders.length, 'origin', 'origins')} allowlisted`];
+    if (scopesChanged) what.push(scopes.length ? `scopes ${scopes.join(', ')}` : 'Default scope');
+    announce(`Access key "${k.label || k.id}" saved: ${what.join('; ')}.`);
     await refreshAfterChange(name, rowFocus(name, k.id));
   } catch (err) {
     if (handleAuthLost(err)) return;
-    showError(banner, err, 'The allowlist was not saved.');
+    showError(banner, err, 'The changes were not saved.');
   } finally {
     submit.disabled = false;
   }
@@ -1175,6 +1284,7 @@ async function loadPolicies() {
     const answers = await Promise.all(policies.map((p) => api('GET', p.path)));
     answers.forEach((res, i) => {
       const p = policies[i];
+      setFieldError($(p.input), '');
       $(p.input).value = String(res?.[p.field] ?? '');
     });
     state.policiesLoaded = true;
@@ -1190,24 +1300,33 @@ for (const p of policies) {
     ev.preventDefault();
     clearError(appError);
     const input = $(p.input);
-    const days = Number(input.value);
-    if (input.value.trim() === '' || !Number.isInteger(days) || days < 0) {
-      input.setAttribute('aria-invalid', 'true');
-      showError(appError, new APIError(0, [{ code: '', message: 'Enter a whole number of days, 0 or more.' }], ''), `${p.name} was not saved.`);
+    // A number input's value is '' when what was typed is not a number.
+    const text = input.value.trim();
+    const days = Number(text);
+    const bad = input.validity.badInput || text === '' || !/^\d+$/.test(text) || !Number.isInteger(days) || days > MAX_POLICY_DAYS;
+    if (bad) {
+      announce('');
+      setFieldError(input, `${p.name} was not saved: enter a whole number of days from 0 to ${MAX_POLICY_DAYS} (0 means never).`);
       input.focus();
       return;
     }
-    input.removeAttribute('aria-invalid');
+    setFieldError(input, '');
     const submit = $('button[type="submit"]', ev.currentTarget);
     submit.disabled = true;
     try {
       const res = await api('PUT', p.path, { [p.field]: days });
+      setFieldError(input, '');
       const saved = res?.[p.field] ?? days;
       input.value = String(saved);
       announce(`${p.name} saved: ${saved === 0 ? 'never' : plural(saved, 'day', 'days')}.`);
       invalidateLists();
     } catch (err) {
-      if (!handleAuthLost(err)) showError(appError, err, `${p.name} was not saved.`);
+      if (!handleAuthLost(err)) {
+        announce('');
+        const msg = err instanceof APIError ? err.message : String(err?.message ?? err);
+        setFieldError(input, `${p.name} was not saved: ${msg}`);
+        showError(appError, err, `${p.name} was not saved.`);
+      }
     } finally {
       submit.disabled = false;
     }
@@ -1230,7 +1349,13 @@ function start() {
       learnCaps(res?.data ?? []);
       renderSession();
       updateTabs();
-    }).catch((err) => handleAuthLost(err));
+    }).catch((err) => {
+      if (handleAuthLost(err)) return;
+      if (isCapabilityRefusal(err)) {
+        state.keysRefused = true;
+        updateTabs();
+      }
+    });
   }
 }
 
