@@ -138,6 +138,11 @@ func TestAdaptExample(t *testing.T) {
 	if !strings.Contains(string(out), `"handler":"access_keys"`) {
 		t.Errorf("adapted config has no access_keys handler")
 	}
+	// The OpenAPI document is served without credentials by
+	// access_keys_api; routed to the gateway it would answer 401.
+	if !strings.Contains(string(out), `"/api/v1/openapi.json"`) {
+		t.Errorf("Caddyfile.example does not route /api/v1/openapi.json to access_keys_api")
+	}
 }
 
 // TestAdaptExampleEnvironment checks that Caddyfile.example takes the
