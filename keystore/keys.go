@@ -32,6 +32,9 @@ type KeyUpdate struct {
 	Disabled    *bool
 	CORSHeaders *[]string
 	Scopes      *[]string
+	// Label renames the key (the command line's update verb; the
+	// management API's PUT takes no label, as Sumo Logic's does not).
+	Label *string
 }
 
 func validateLabel(v *ValidationError, label string) {
@@ -201,6 +204,9 @@ func (s *Store) rawKey(ctx context.Context, id string) (*Key, error) {
 func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operator) (*Key, error) {
 	v := &ValidationError{}
 	var scopes, cors []string
+	if u.Label != nil {
+		validateLabel(v, *u.Label)
+	}
 	if u.Scopes != nil {
 		scopes = validateScopes(v, *u.Scopes)
 	}
@@ -224,7 +230,7 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operat
 		now := s.Now()
 		if k.ReplacedBy != "" {
 			if u.Disabled == nil || !*u.Disabled || u.Scopes != nil && !slices.Equal(scopes, k.Scopes) ||
-				u.CORSHeaders != nil && !slices.Equal(cors, k.CORSHeaders) {
+				u.CORSHeaders != nil && !slices.Equal(cors, k.CORSHeaders) || u.Label != nil && *u.Label != k.Label {
 				return rotatedConflict(k)
 			}
 			// The other instances may run clocks behind this one:
@@ -242,6 +248,9 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operat
 			} else {
 				k.Disabled, k.DisabledReason = true, DisabledManual
 			}
+		}
+		if u.Label != nil {
+			k.Label = *u.Label
 		}
 		if u.Scopes != nil {
 			k.Scopes = scopes
@@ -278,14 +287,14 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operat
 		}
 		s.emit(ctx, Event{EventName: name, Operator: op, AccessKey: ref, From: map[string]bool{"enabled": !before.Disabled}, To: map[string]bool{"enabled": !after.Disabled}})
 	}
-	if !slices.Equal(before.Scopes, after.Scopes) || !slices.Equal(before.CORSHeaders, after.CORSHeaders) {
+	if before.Label != after.Label || !slices.Equal(before.Scopes, after.Scopes) || !slices.Equal(before.CORSHeaders, after.CORSHeaders) {
 		s.emit(ctx, Event{EventName: EventKeyUpdated, Operator: op, AccessKey: ref, From: changeView(&before), To: changeView(&after)})
 	}
 	return &after, nil
 }
 
 func keyChangeEqual(a, b *Key) bool {
-	return a.Disabled == b.Disabled && slices.Equal(a.Scopes, b.Scopes) && slices.Equal(a.CORSHeaders, b.CORSHeaders)
+	return a.Disabled == b.Disabled && a.Label == b.Label && slices.Equal(a.Scopes, b.Scopes) && slices.Equal(a.CORSHeaders, b.CORSHeaders)
 }
 
 // txKey reads a live key inside a transaction.
