@@ -38,10 +38,7 @@ type Client struct {
 // nil for a client with a 30 second timeout.
 func New(base, id, key string, hc *http.Client) (*Client, error) {
 	u, err := url.Parse(base)
-	if err != nil {
-		return nil, fmt.Errorf("API URL: %w", err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("API URL %q: give an http or https URL, such as https://gateway.example.com/api/v1", base)
 	}
 	if id == "" || key == "" {
