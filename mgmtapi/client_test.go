@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/accessgate/accessgate/keystore"
 	"github.com/accessgate/accessgate/mgmtapi/client"
 )
 
@@ -80,6 +81,29 @@ func TestAPIClient(t *testing.T) {
 	_, err = admin.SetUnusedDays(ctx, -1)
 	if ae, ok := errors.AsType[*client.Error](err); !ok || ae.Status != 400 || len(ae.Problems) == 0 {
 		t.Fatalf("invalid policy: %#v", err)
+	}
+
+	users, err := admin.ListUsers(ctx, 2, "")
+	if err != nil || len(users.Data) != 2 || users.Next == "" || users.Data[0].Email == "" {
+		t.Fatalf("users: %+v, %v", users, err)
+	}
+	roles, err := admin.ListRoles(ctx, 0, "")
+	if err != nil || len(roles.Data) != 3 || roles.Next != "" {
+		t.Fatalf("roles: %+v, %v", roles, err)
+	}
+	if _, err := f.store.PutOwner(ctx, keystore.Owner{ID: "robot", Kind: keystore.OwnerServiceAccount, Name: "Robot", Email: "robot@example.com", RoleIDs: []string{"member"}, IsActive: true}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	sas, err := admin.ListServiceAccounts(ctx, 0, "")
+	if err != nil || len(sas.Data) != 1 || sas.Data[0].Name != "Robot" {
+		t.Fatalf("service accounts: %+v, %v", sas, err)
+	}
+	sk, err := admin.CreateAccessKey(ctx, "robot", client.CreateRequest{Label: "etl"})
+	if err != nil || sk.ServiceAccountID != "robot" || sk.Key == "" {
+		t.Fatalf("service account key: %+v, %v", sk, err)
+	}
+	if list, err := admin.ServiceAccountAccessKeys(ctx, "robot"); err != nil || len(list) != 1 || list[0].ID != sk.ID {
+		t.Fatalf("service account keys: %+v, %v", list, err)
 	}
 
 	// Body A: a wrong Access Key.

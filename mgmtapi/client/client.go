@@ -13,7 +13,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -149,19 +148,8 @@ func (e *Error) HasCode(code string) bool {
 // manageAccessKeys). limit is 1..MaxPageSize, or 0 for the API's default;
 // token is "" for the first page.
 func (c *Client) ListAccessKeys(ctx context.Context, limit int, token string) (*KeyPage, error) {
-	q := url.Values{}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	if token != "" {
-		q.Set("token", token)
-	}
-	p := "/accessKeys"
-	if len(q) > 0 {
-		p += "?" + q.Encode()
-	}
 	var page KeyPage
-	return &page, c.do(ctx, http.MethodGet, p, nil, &page)
+	return &page, c.do(ctx, http.MethodGet, pagePath("/accessKeys", limit, token), nil, &page)
 }
 
 // AllAccessKeys pages through every access key.
