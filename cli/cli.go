@@ -179,7 +179,7 @@ func (g *globals) runBoth(verb verbFunc, remote remoteFunc) func(*cobra.Command,
 			if err != nil {
 				return err
 			}
-			return explain(remote(e, args))
+			return explain(unreachable(g.api, remote(e, args)))
 		}
 		t, err := g.target(cmd)
 		if err != nil {

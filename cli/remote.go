@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"time"
@@ -83,6 +84,14 @@ func (g *globals) openRemote(cmd *cobra.Command) (*env, error) {
 		out:    cmd.OutOrStdout(),
 		errOut: cmd.ErrOrStderr(),
 	}, nil
+}
+
+// unreachable restates the error of a request that got no answer.
+func unreachable(api string, err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		return &verbError{msg: fmt.Sprintf("cannot reach the management API at %s: %v", api, ue.Err), err: err}
+	}
+	return err
 }
 
 // notRemote is the error of a verb that --api does not offer.

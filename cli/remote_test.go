@@ -200,6 +200,7 @@ func TestCLIRemoteFlags(t *testing.T) {
 		{"id without api", []string{"list", "--id", "x"}, "--id needs --api"},
 		{"key without api", []string{"list", "--key", "x"}, "--key needs --api"},
 		{"bad url", []string{"list", "--api", "127.0.0.1:1", "--id", "x", "--key", "y"}, "give an http or https URL"},
+		{"unreachable", append([]string{"list"}, api...), "cannot reach the management API at http://127.0.0.1:1/api/v1: "},
 		{"audit", append([]string{"audit"}, api...), `"access-keys audit" is not available with --api`},
 		{"user add", append([]string{"user", "add", "--id", "u", "--email", "u@example.com"}, "--api", "http://127.0.0.1:1/api/v1"), "is not available with --api"},
 		{"role list", append([]string{"role", "list"}, api...), "is not available with --api"},
