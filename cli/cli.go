@@ -13,15 +13,17 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/logging"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/accessgate/accessgate/keystore"
+	"github.com/accessgate/accessgate/mgmtapi/client"
 )
 
 // Name, Usage and Short describe the command where it is registered
 // (in Caddy's list of commands).
 const (
 	Name  = "access-keys"
-	Usage = "<verb> [--redis <url>]... [--config <file> [--adapter <name>]] [--prefix <prefix>] [--json]"
+	Usage = "<verb> [--redis <url>]... [--config <file> [--adapter <name>]] [--prefix <prefix>] [--api <url> --id <access-id>] [--json]"
 	Short = "Manages access keys, users, roles and key policies in Redis"
 )
 
@@ -41,7 +43,7 @@ Changes are written to the audit stream with the operator named by
 --operator (default cli:$USER). An Access Key is printed only by create and
 rotate, once; it cannot be read again.
 
---json prints the same shapes as the management API.`
+--json prints the same shapes as the management API.` + remoteHelp
 
 // helpFooter ends the help of the command and of every verb: Caddy's own
 // footer points to Caddy's documentation, which does not cover this
@@ -63,6 +65,11 @@ type globals struct {
 	json     bool
 	operator string
 	read     ReadConfig
+	// api, id and key name the management API of --api and the access
+	// key that calls it.
+	api, id, key string
+	// flags are the global flags, to tell them from a verb's own.
+	flags *pflag.FlagSet
 }
 
 // env is what a verb works with: an open store and how to print.
@@ -74,6 +81,10 @@ type env struct {
 	out    io.Writer
 	errOut io.Writer
 	grace  time.Duration
+	// api is the management API with --api; store is nil then.
+	api *client.Client
+	// self is the Access ID that calls api.
+	self string
 }
 
 // verbFunc runs one verb.
@@ -95,6 +106,10 @@ func Setup(cmd *cobra.Command, read ReadConfig) {
 	f.StringVar(&g.prefix, "prefix", "", "Prefix of every Redis key (default: key_prefix of the config, or "+keystore.DefaultPrefix+")")
 	f.BoolVar(&g.json, "json", false, "Print JSON instead of text")
 	f.StringVar(&g.operator, "operator", defaultOperator(), "Operator recorded in the audit events of changes")
+	f.StringVar(&g.api, "api", "", "URL of a gateway's management API (such as https://gw.example.com/api/v1) to work through instead of Redis")
+	f.StringVar(&g.id, "id", "", "With --api: the Access ID to call the API with")
+	f.StringVar(&g.key, "key", "", "With --api: the Access Key of --id (better: set "+KeyEnv+", which stays out of the shell history)")
+	g.flags = f
 	cmd.AddCommand(
 		newRoleCommand(g),
 		newUserCommand(g),
@@ -145,7 +160,27 @@ func defaultOperator() string {
 // run wraps a verb: it connects to Redis, runs the verb and turns the
 // errors of the store into messages for the command line.
 func (g *globals) run(verb verbFunc) func(*cobra.Command, []string) error {
+	return g.runBoth(verb, nil)
+}
+
+// runBoth is run for a verb that also works through the management API
+// with --api, as remote does; remote nil means the verb needs Redis.
+func (g *globals) runBoth(verb verbFunc, remote remoteFunc) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
+		isRemote, err := g.remote(cmd)
+		if err != nil {
+			return err
+		}
+		if isRemote {
+			if remote == nil {
+				return notRemote(cmd)
+			}
+			e, err := g.openRemote(cmd)
+			if err != nil {
+				return err
+			}
+			return explain(unreachable(g.api, remote(e, args)))
+		}
 		t, err := g.target(cmd)
 		if err != nil {
 			return err

@@ -37,11 +37,13 @@ func newCreateCommand(g *globals) *cobra.Command {
 		Long: `Creates an access key owned by a user (--user) or a service account
 (--service-account) and prints its Access ID and Access Key. The Access Key
 is printed this once and cannot be read again. A key without --scope has the
-Default scope: every capability of its owner.
+Default scope: every capability of its owner. With --api, the key is for the
+user of --id (--user may be left out) or for --service-account.
 
 ` + catalogueHelp,
 		Args: cobra.NoArgs,
-		RunE: g.run(func(e *env, _ []string) error { return createKey(e, in) }),
+		RunE: g.runBoth(func(e *env, _ []string) error { return createKey(e, in) },
+			func(e *env, _ []string) error { return createRemote(e, in) }),
 	}
 	c.Flags().StringVar(&in.user, "user", "", "Owner of the key: a user ID")
 	c.Flags().StringVar(&in.serviceAccount, "service-account", "", "Owner of the key: a service account ID")
@@ -88,7 +90,8 @@ func newListCommand(g *globals) *cobra.Command {
 		Use:   "list [--user <id>]",
 		Short: "Lists access keys with their status, last use and expiry",
 		Args:  cobra.NoArgs,
-		RunE:  g.run(func(e *env, _ []string) error { return listKeys(e, owner) }),
+		RunE: g.runBoth(func(e *env, _ []string) error { return listKeys(e, owner) },
+			func(e *env, _ []string) error { return listRemote(e, owner) }),
 	}
 	c.Flags().StringVar(&owner, "user", "", "List only the keys of this user or service account")
 	return c
@@ -251,7 +254,8 @@ func newStatusCommand(g *globals, name, short string, disabled bool) *cobra.Comm
 		Use:   name + " <access-id>",
 		Short: short,
 		Args:  cobra.ExactArgs(1),
-		RunE:  g.run(func(e *env, args []string) error { return setDisabled(e, args[0], disabled) }),
+		RunE: g.runBoth(func(e *env, args []string) error { return setDisabled(e, args[0], disabled) },
+			func(e *env, args []string) error { return setDisabledRemote(e, args[0], disabled) }),
 	}
 }
 
@@ -279,7 +283,8 @@ func newRotateCommand(g *globals) *cobra.Command {
 scopes, allowlist and owner. The old pair keeps working for the rotation
 grace of the app (rotation_grace, 5m by default), then never again.`,
 		Args: cobra.ExactArgs(1),
-		RunE: g.run(func(e *env, args []string) error { return rotateKey(e, args[0]) }),
+		RunE: g.runBoth(func(e *env, args []string) error { return rotateKey(e, args[0]) },
+			func(e *env, args []string) error { return rotateRemote(e, args[0]) }),
 	}
 }
 
@@ -300,7 +305,8 @@ func newDeleteCommand(g *globals) *cobra.Command {
 		Use:   "delete <access-id>",
 		Short: "Deletes an access key for good",
 		Args:  cobra.ExactArgs(1),
-		RunE:  g.run(func(e *env, args []string) error { return deleteKey(e, args[0]) }),
+		RunE: g.runBoth(func(e *env, args []string) error { return deleteKey(e, args[0]) },
+			func(e *env, args []string) error { return deleteRemote(e, args[0]) }),
 	}
 }
 

@@ -39,7 +39,7 @@ Both are whole days from 0 to ` + strconv.Itoa(keystore.MaxPolicyDays) + `. Noth
 	}
 	c.Flags().IntVar(&lifetime, "lifetime-days", keystore.DefaultLifetimeDays, "Set accessKeysLifetimeInDays (0 = never)")
 	c.Flags().IntVar(&unused, "unused-days", keystore.DefaultUnusedDays, "Set unusedAccessKeysDisableAfterInDays (0 = never)")
-	c.RunE = g.run(func(e *env, _ []string) error {
+	input := func() policyInput {
 		var in policyInput
 		if c.Flags().Changed("lifetime-days") {
 			in.lifetime = &lifetime
@@ -47,8 +47,10 @@ Both are whole days from 0 to ` + strconv.Itoa(keystore.MaxPolicyDays) + `. Noth
 		if c.Flags().Changed("unused-days") {
 			in.unused = &unused
 		}
-		return setPolicies(e, in)
-	})
+		return in
+	}
+	c.RunE = g.runBoth(func(e *env, _ []string) error { return setPolicies(e, input()) },
+		func(e *env, _ []string) error { return setPoliciesRemote(e, input()) })
 	return c
 }
 
@@ -70,11 +72,15 @@ func setPolicies(e *env, in policyInput) error {
 	if err != nil {
 		return err
 	}
-	v := policyView{LifetimeDays: pol.LifetimeDays, UnusedDays: pol.UnusedDays}
+	return printPolicies(e, policyView{LifetimeDays: pol.LifetimeDays, UnusedDays: pol.UnusedDays})
+}
+
+// printPolicies prints the two policies.
+func printPolicies(e *env, v policyView) error {
 	if e.json {
 		return e.writeJSON(v)
 	}
-	_, err = fmt.Fprintf(e.out, "accessKeysLifetimeInDays:           %s\nunusedAccessKeysDisableAfterInDays: %s\n",
+	_, err := fmt.Fprintf(e.out, "accessKeysLifetimeInDays:           %s\nunusedAccessKeysDisableAfterInDays: %s\n",
 		daysText(v.LifetimeDays), daysText(v.UnusedDays))
 	return err
 }

@@ -33,7 +33,8 @@ capability of its owner); --cors none empties the allowlist.
 ` + catalogueHelp,
 		Args: cobra.ExactArgs(1),
 	}
-	c.RunE = g.run(func(e *env, args []string) error { return updateKey(e, args[0], editOf(c.Flags().Changed, in)) })
+	c.RunE = g.runBoth(func(e *env, args []string) error { return updateKey(e, args[0], editOf(c.Flags().Changed, in)) },
+		func(e *env, args []string) error { return updateRemote(e, args[0], editOf(c.Flags().Changed, in)) })
 	c.Flags().StringVar(&in.label, "label", "", "New label of the key")
 	c.Flags().StringArrayVar(&in.scopes, "scope", nil, "Scope of the key, from the catalogue; repeatable; 'none' for the Default scope")
 	c.Flags().StringArrayVar(&in.cors, "cors", nil, "Allowlisted origin https://host[:port]; repeatable; 'none' to empty the allowlist")
