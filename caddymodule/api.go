@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -64,6 +65,13 @@ type APIHandler struct {
 	// Realm is the realm of the WWW-Authenticate challenge. Default: API.
 	Realm string `json:"realm,omitempty"`
 
+	// ScopeCatalog chooses the scopes that GET /api/v1/accessKeys/scopes
+	// lists and that keys may be given. "gateway" (the default): the
+	// scopes that access_keys handlers of the running configuration map
+	// to routes, and the key-management capabilities this API checks.
+	// "sumo": Sumo Logic's scope catalogue, and the mapped scopes.
+	ScopeCatalog string `json:"scope_catalog,omitempty"`
+
 	gate gate
 	api  mgmtapi.Handler
 }
@@ -89,6 +97,7 @@ func (h *APIHandler) Provision(ctx caddy.Context) error {
 		Hold:         h.hold,
 		ClientIP:     clientIP,
 		MappedScopes: mappedScopes,
+		ScopeCatalog: h.ScopeCatalog,
 		Logger:       ctx.Logger(),
 		LogErrorID:   logErrorID,
 	}
@@ -99,6 +108,11 @@ func (h *APIHandler) Provision(ctx caddy.Context) error {
 func (h *APIHandler) Validate() error {
 	if strings.ContainsAny(h.Realm, "\"\\\r\n") {
 		return errors.New("access_keys_api: realm must not contain quotes, backslashes or line breaks")
+	}
+	switch h.ScopeCatalog {
+	case "", mgmtapi.ScopeCatalogGateway, mgmtapi.ScopeCatalogSumo:
+	default:
+		return fmt.Errorf("access_keys_api: scope_catalog must be %q or %q, not %q", mgmtapi.ScopeCatalogGateway, mgmtapi.ScopeCatalogSumo, h.ScopeCatalog)
 	}
 	return nil
 }
@@ -215,6 +229,7 @@ func parseAPIDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 //
 //	access_keys_api [{
 //		realm <realm>
+//		scope_catalog gateway|sumo
 //	}]
 func (h *APIHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -229,6 +244,17 @@ func (h *APIHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Realm = realm
+		case "scope_catalog":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			h.ScopeCatalog = d.Val()
+			if h.ScopeCatalog != mgmtapi.ScopeCatalogGateway && h.ScopeCatalog != mgmtapi.ScopeCatalogSumo {
+				return d.Errf("access_keys_api: scope_catalog must be %s or %s, not %q", mgmtapi.ScopeCatalogGateway, mgmtapi.ScopeCatalogSumo, h.ScopeCatalog)
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
 		default:
 			return d.Errf("access_keys_api: unknown setting %q", opt)
 		}

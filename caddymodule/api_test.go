@@ -11,15 +11,20 @@ import (
 
 func TestAPIHandlerCaddyfile(t *testing.T) {
 	tests := []struct {
-		input, realm, err string
+		input, realm, catalog, err string
 	}{
-		{"access_keys_api", "", ""},
-		{"access_keys_api {\n}", "", ""},
-		{"access_keys_api {\n realm \"Mgmt API\"\n}", "Mgmt API", ""},
-		{"access_keys_api extra", "", "takes no arguments"},
-		{"access_keys_api {\n realm\n}", "", "wrong argument count"},
-		{"access_keys_api {\n realm a b\n}", "", "wrong argument count"},
-		{"access_keys_api {\n scope x GET /\n}", "", "unknown setting"},
+		{"access_keys_api", "", "", ""},
+		{"access_keys_api {\n}", "", "", ""},
+		{"access_keys_api {\n realm \"Mgmt API\"\n}", "Mgmt API", "", ""},
+		{"access_keys_api {\n scope_catalog gateway\n}", "", "gateway", ""},
+		{"access_keys_api {\n realm R\n scope_catalog sumo\n}", "R", "sumo", ""},
+		{"access_keys_api extra", "", "", "takes no arguments"},
+		{"access_keys_api {\n realm\n}", "", "", "wrong argument count"},
+		{"access_keys_api {\n realm a b\n}", "", "", "wrong argument count"},
+		{"access_keys_api {\n scope x GET /\n}", "", "", "unknown setting"},
+		{"access_keys_api {\n scope_catalog\n}", "", "", "wrong argument count"},
+		{"access_keys_api {\n scope_catalog sumo gateway\n}", "", "", "wrong argument count"},
+		{"access_keys_api {\n scope_catalog all\n}", "", "", "scope_catalog must be gateway or sumo"},
 	}
 	for _, tt := range tests {
 		var h APIHandler
@@ -30,12 +35,20 @@ func TestAPIHandlerCaddyfile(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || h.Realm != tt.realm {
-			t.Errorf("%q: realm %q, %v", tt.input, h.Realm, err)
+		if err != nil || h.Realm != tt.realm || h.ScopeCatalog != tt.catalog {
+			t.Errorf("%q: realm %q, scope_catalog %q, %v", tt.input, h.Realm, h.ScopeCatalog, err)
 		}
 	}
 	if err := (&APIHandler{Realm: `a"b`}).Validate(); err == nil {
 		t.Error("a realm with a quote is valid")
+	}
+	for _, catalog := range []string{"", "gateway", "sumo"} {
+		if err := (&APIHandler{ScopeCatalog: catalog}).Validate(); err != nil {
+			t.Errorf("scope_catalog %q: %v", catalog, err)
+		}
+	}
+	if err := (&APIHandler{ScopeCatalog: "Sumo"}).Validate(); err == nil || !strings.Contains(err.Error(), "scope_catalog") {
+		t.Errorf("scope_catalog \"Sumo\" (JSON): %v, want refused", err)
 	}
 }
 

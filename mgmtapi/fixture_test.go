@@ -32,8 +32,9 @@ var testOp = keystore.Operator{ID: "test", Interface: keystore.InterfaceCLI}
 
 // apiFixture is a real redis-server and a real Caddy serving the
 // management API on two sites: base (handle /api/v1/*, next to a
-// protected route /data/*) and stripped (handle_path /mgmt/*, which
-// removes the prefix before the API sees the path).
+// protected route /data/*, with the default scope catalogue) and stripped
+// (handle_path /mgmt/*, which removes the prefix before the API sees the
+// path, with Sumo Logic's scope catalogue).
 type apiFixture struct {
 	redis    *redistest.Server
 	rdb      *redis.Client
@@ -79,6 +80,7 @@ http://127.0.0.1:%[5]d {
 	handle_path /mgmt/* {
 		access_keys_api {
 			realm "Management"
+			scope_catalog sumo
 		}
 	}
 }

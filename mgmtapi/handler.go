@@ -93,6 +93,11 @@ type Handler struct {
 	// the catalogue does not describe after it. Default: none.
 	MappedScopes func() []string
 
+	// ScopeCatalog chooses the scopes GET /accessKeys/scopes lists and
+	// keys may be given: ScopeCatalogGateway (the default, also when
+	// empty) or ScopeCatalogSumo.
+	ScopeCatalog string
+
 	// Logger logs the server-side failures of requests, with their error
 	// id. Default: no logging.
 	Logger *zap.Logger

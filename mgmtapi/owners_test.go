@@ -350,35 +350,101 @@ func TestAPIPolicies(t *testing.T) {
 	}
 }
 
-// TestAPIScopes: the catalogue, with Sumo Logic's fields, plus the scopes
-// the gateway's own route rules map.
-func TestAPIScopes(t *testing.T) {
-	t.Parallel()
-	f := newAPIFixture(t)
-	body := f.do(t, http.MethodGet, "/accessKeys/scopes", &f.carol, nil).ok(t, http.StatusOK)
+// scopesByID reads GET /accessKeys/scopes at base, checking Sumo Logic's
+// fields, and returns the entries by id and the ids in order.
+func scopesByID(t *testing.T, base string, c *cred) (map[string]map[string]any, []string) {
+	t.Helper()
+	body := apiDo(t, http.MethodGet, base+"/accessKeys/scopes", c, nil).ok(t, http.StatusOK)
 	fieldsExactly(t, body, "data")
 	byID := map[string]map[string]any{}
+	var ids []string
 	for _, x := range body["data"].([]any) {
 		d := x.(map[string]any)
 		fieldsExactly(t, d, "id", "label", "type", "dependsOn", "group")
 		fieldsExactly(t, d["group"].(map[string]any), "id", "label")
-		byID[d["id"].(string)] = d
+		id := d["id"].(string)
+		if byID[id] != nil {
+			t.Errorf("%s listed twice", id)
+		}
+		byID[id] = d
+		ids = append(ids, id)
 	}
-	mp := byID["managePartitions"]
-	if mp == nil || mp["type"] != "Manage" || !slices.Equal(strList(t, mp["dependsOn"]), []string{"viewPartitions"}) ||
-		mp["group"].(map[string]any)["label"] != "Data Management" {
-		t.Errorf("managePartitions %v", mp)
-	}
-	for _, id := range []string{"runLogSearch", "manageAccessKeys", "viewUsersAndRoles", "adminMonitorsV2", "createAccessKeys"} {
-		if byID[id] == nil {
-			t.Errorf("%s missing", id)
+	return byID, ids
+}
+
+// TestAPIScopes: the default catalogue is the scopes the gateway's own
+// route rules map and the key-management capabilities of the API, with
+// Sumo Logic's fields; scope_catalog sumo lists Sumo Logic's catalogue
+// plus the mapped scopes.
+func TestAPIScopes(t *testing.T) {
+	t.Parallel()
+	f := newAPIFixture(t)
+	checkMapped := func(t *testing.T, byID map[string]map[string]any) {
+		t.Helper()
+		mw := byID["manageWidgets"]
+		if mw == nil || mw["type"] != "Manage" || mw["group"].(map[string]any)["id"] != "gateway" || !slices.Equal(strList(t, mw["dependsOn"]), []string{"viewWidgets"}) {
+			t.Errorf("manageWidgets, mapped by the gateway: %v", mw)
+		}
+		if vw := byID["viewWidgets"]; vw == nil || !strings.Contains(strings.ToLower(vw["label"].(string)), "widgets") {
+			t.Errorf("viewWidgets %v", vw)
 		}
 	}
-	mw := byID["manageWidgets"]
-	if mw == nil || mw["type"] != "Manage" || mw["group"].(map[string]any)["id"] != "gateway" || !slices.Equal(strList(t, mw["dependsOn"]), []string{"viewWidgets"}) {
-		t.Errorf("manageWidgets, mapped by the gateway: %v", mw)
+
+	t.Run("gateway", func(t *testing.T) {
+		byID, ids := scopesByID(t, f.base, &f.carol)
+		want := []string{"createAccessKeys", "manageAccessKeys", "viewPersonalAccessKeys", "managePersonalAccessKeys",
+			"viewUsersAndRoles", "manageUsersAndRoles", "manageOrgSettings", "manageWidgets", "viewWidgets"}
+		if !slices.Equal(ids, want) {
+			t.Errorf("scopes %q, want %q", ids, want)
+		}
+		if mk := byID["manageAccessKeys"]; mk == nil || mk["group"].(map[string]any)["id"] != "security" {
+			t.Errorf("manageAccessKeys %v, want the security group", mk)
+		}
+		if mu := byID["manageUsersAndRoles"]; mu == nil || mu["type"] != "Manage" || !slices.Equal(strList(t, mu["dependsOn"]), []string{"viewUsersAndRoles"}) {
+			t.Errorf("manageUsersAndRoles %v", mu)
+		}
+		checkMapped(t, byID)
+	})
+
+	t.Run("sumo", func(t *testing.T) {
+		byID, _ := scopesByID(t, f.stripped, &f.carol)
+		mp := byID["managePartitions"]
+		if mp == nil || mp["type"] != "Manage" || !slices.Equal(strList(t, mp["dependsOn"]), []string{"viewPartitions"}) ||
+			mp["group"].(map[string]any)["label"] != "Data Management" {
+			t.Errorf("managePartitions %v", mp)
+		}
+		for _, id := range []string{"runLogSearch", "manageAccessKeys", "viewUsersAndRoles", "adminMonitorsV2", "createAccessKeys"} {
+			if byID[id] == nil {
+				t.Errorf("%s missing", id)
+			}
+		}
+		checkMapped(t, byID)
+	})
+}
+
+// TestAPIScopeCatalogRefuses: a key may be given only scopes of the
+// catalogue; a Sumo Logic scope that no route maps is refused under the
+// default catalogue and accepted under scope_catalog sumo.
+func TestAPIScopeCatalogRefuses(t *testing.T) {
+	t.Parallel()
+	f := newAPIFixture(t)
+	create := map[string]any{"label": "partitions", "scopes": []string{"viewPartitions"}}
+	msgs := apiDo(t, http.MethodPost, f.base+"/accessKeys", &f.admin, create).fails(t, http.StatusBadRequest, "accessKey:invalid_scope")
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "viewPartitions") {
+		t.Errorf("messages %q", msgs)
 	}
-	if vw := byID["viewWidgets"]; vw == nil || !strings.Contains(strings.ToLower(vw["label"].(string)), "widgets") {
-		t.Errorf("viewWidgets %v", vw)
+	msgs = apiDo(t, http.MethodPut, f.base+"/accessKeys/"+f.admin.id, &f.admin, map[string]any{"disabled": false, "scopes": []string{"viewWidgets", "viewPartitions"}}).fails(t, http.StatusBadRequest, "accessKey:invalid_scope")
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "viewPartitions") {
+		t.Errorf("messages %q", msgs)
+	}
+	// Mapped scopes and management capabilities are in the default
+	// catalogue.
+	apiDo(t, http.MethodPost, f.base+"/accessKeys", &f.admin, map[string]any{"label": "ok", "scopes": []string{"manageWidgets", "manageOrgSettings"}}).ok(t, http.StatusOK)
+
+	// The admin's role does not hold viewPartitions; a key of it would
+	// give nothing, which the API allows for a listed scope.
+	got := apiDo(t, http.MethodPost, f.stripped+"/accessKeys", &f.admin, create).ok(t, http.StatusOK)
+	if s := strList(t, got["scopes"]); !slices.Equal(s, []string{"viewPartitions"}) {
+		t.Errorf("scopes %q", s)
 	}
 }
