@@ -289,7 +289,9 @@ func TestAPIConcurrentAdminUpdatesLoseNothing(t *testing.T) {
 		defer wg.Done()
 		<-begin
 		for i := range n {
-			if r := f.do(t, http.MethodPut, "/accessKeys/"+target.id, &c, body(i)); r.status != http.StatusOK {
+			// The stripped site lists Sumo Logic's catalogue, which has
+			// more than n scopes.
+			if r := apiDo(t, http.MethodPut, f.stripped+"/accessKeys/"+target.id, &c, body(i)); r.status != http.StatusOK {
 				t.Errorf("PUT %d: %d %s", i, r.status, r.body)
 				return
 			}
