@@ -16,60 +16,6 @@ import (
 // listing.
 const ownerPageSize = 1000
 
-// roleView is a role as the management API shows it.
-type roleView struct {
-	ID           string   `json:"id"`
-	Name         string   `json:"name"`
-	Description  string   `json:"description"`
-	Capabilities []string `json:"capabilities"`
-}
-
-func viewRole(r *keystore.Role) roleView {
-	return roleView{ID: r.ID, Name: r.Name, Description: r.Description, Capabilities: nonNil(r.Capabilities)}
-}
-
-// userView is a user as the management API shows it.
-type userView struct {
-	ID        string   `json:"id"`
-	Email     string   `json:"email"`
-	FirstName string   `json:"firstName"`
-	LastName  string   `json:"lastName"`
-	RoleIDs   []string `json:"roleIds"`
-	IsActive  bool     `json:"isActive"`
-}
-
-func viewUser(o *keystore.Owner) userView {
-	return userView{ID: o.ID, Email: o.Email, FirstName: o.FirstName, LastName: o.LastName, RoleIDs: nonNil(o.RoleIDs), IsActive: o.IsActive}
-}
-
-// serviceAccountView is a service account as the management API shows it.
-type serviceAccountView struct {
-	ID         string             `json:"id"`
-	Name       string             `json:"name"`
-	Email      string             `json:"email"`
-	RoleIDs    []string           `json:"roleIds"`
-	IsActive   bool               `json:"isActive"`
-	CreatedAt  keystore.Timestamp `json:"createdAt"`
-	CreatedBy  string             `json:"createdBy"`
-	ModifiedAt keystore.Timestamp `json:"modifiedAt"`
-	ModifiedBy string             `json:"modifiedBy"`
-}
-
-func viewServiceAccount(o *keystore.Owner) serviceAccountView {
-	return serviceAccountView{
-		ID: o.ID, Name: o.Name, Email: o.Email, RoleIDs: nonNil(o.RoleIDs), IsActive: o.IsActive,
-		CreatedAt: keystore.Timestamp{Time: o.CreatedAt}, CreatedBy: o.CreatedBy,
-		ModifiedAt: keystore.Timestamp{Time: o.ModifiedAt}, ModifiedBy: o.ModifiedBy,
-	}
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
 func newRoleListCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
@@ -84,11 +30,11 @@ func listRoles(e *env) error {
 	if err != nil {
 		return err
 	}
-	views := make([]roleView, 0, len(roles))
+	views := make([]keystore.RoleView, 0, len(roles))
 	for _, r := range roles {
-		views = append(views, viewRole(r))
+		views = append(views, keystore.ViewRole(r))
 	}
-	slices.SortFunc(views, func(a, b roleView) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(views, func(a, b keystore.RoleView) int { return strings.Compare(a.ID, b.ID) })
 	if e.json {
 		return e.writeJSON(map[string]any{"data": views})
 	}
@@ -166,9 +112,9 @@ func listUsers(e *env) error {
 		return err
 	}
 	if e.json {
-		views := make([]userView, 0, len(owners))
+		views := make([]keystore.UserView, 0, len(owners))
 		for _, o := range owners {
-			views = append(views, viewUser(o))
+			views = append(views, keystore.ViewUser(o))
 		}
 		return e.writeJSON(map[string]any{"data": views})
 	}
@@ -199,7 +145,7 @@ func setUserActive(e *env, id string, active bool) error {
 		return err
 	}
 	if e.json {
-		return e.writeJSON(viewUser(o))
+		return e.writeJSON(keystore.ViewUser(o))
 	}
 	_, err = fmt.Fprintf(e.out, "User %s is %s.\n", o.ID, activeText(o.IsActive))
 	return err
@@ -283,7 +229,7 @@ func addServiceAccount(e *env, o keystore.Owner) error {
 		return err
 	}
 	if e.json {
-		return e.writeJSON(viewServiceAccount(saved))
+		return e.writeJSON(keystore.ViewServiceAccount(saved))
 	}
 	p, err := e.store.Principal(e.ctx, saved.ID)
 	if err != nil {
@@ -309,9 +255,9 @@ func listServiceAccounts(e *env) error {
 		return err
 	}
 	if e.json {
-		views := make([]serviceAccountView, 0, len(owners))
+		views := make([]keystore.ServiceAccountView, 0, len(owners))
 		for _, o := range owners {
-			views = append(views, viewServiceAccount(o))
+			views = append(views, keystore.ViewServiceAccount(o))
 		}
 		return e.writeJSON(map[string]any{"data": views})
 	}

@@ -18,50 +18,13 @@ var (
 	ownerRoutesServiceAccount = ownerRoutes{kind: keystore.OwnerServiceAccount, noun: "serviceAccount"}
 )
 
-// apiUser is a user as the management API shows it.
-type apiUser struct {
-	ID         string             `json:"id"`
-	Email      string             `json:"email"`
-	FirstName  string             `json:"firstName"`
-	LastName   string             `json:"lastName"`
-	RoleIDs    []string           `json:"roleIds"`
-	IsActive   bool               `json:"isActive"`
-	CreatedAt  keystore.Timestamp `json:"createdAt"`
-	CreatedBy  string             `json:"createdBy"`
-	ModifiedAt keystore.Timestamp `json:"modifiedAt"`
-	ModifiedBy string             `json:"modifiedBy"`
-}
-
-// apiServiceAccount is a service account as the management API shows it.
-type apiServiceAccount struct {
-	ID         string             `json:"id"`
-	Name       string             `json:"name"`
-	Email      string             `json:"email"`
-	RoleIDs    []string           `json:"roleIds"`
-	IsActive   bool               `json:"isActive"`
-	CreatedAt  keystore.Timestamp `json:"createdAt"`
-	CreatedBy  string             `json:"createdBy"`
-	ModifiedAt keystore.Timestamp `json:"modifiedAt"`
-	ModifiedBy string             `json:"modifiedBy"`
-}
-
+// view is the public shape of o: keystore.UserView or
+// keystore.ServiceAccountView.
 func (k ownerRoutes) view(o *keystore.Owner) any {
-	roles := o.RoleIDs
-	if roles == nil {
-		roles = []string{}
-	}
 	if k.kind == keystore.OwnerServiceAccount {
-		return apiServiceAccount{
-			ID: o.ID, Name: o.Name, Email: o.Email, RoleIDs: roles, IsActive: o.IsActive,
-			CreatedAt: keystore.Timestamp{Time: o.CreatedAt}, CreatedBy: o.CreatedBy,
-			ModifiedAt: keystore.Timestamp{Time: o.ModifiedAt}, ModifiedBy: o.ModifiedBy,
-		}
+		return keystore.ViewServiceAccount(o)
 	}
-	return apiUser{
-		ID: o.ID, Email: o.Email, FirstName: o.FirstName, LastName: o.LastName, RoleIDs: roles, IsActive: o.IsActive,
-		CreatedAt: keystore.Timestamp{Time: o.CreatedAt}, CreatedBy: o.CreatedBy,
-		ModifiedAt: keystore.Timestamp{Time: o.ModifiedAt}, ModifiedBy: o.ModifiedBy,
-	}
+	return keystore.ViewUser(o)
 }
 
 // forgetOwner drops this instance's cached authentications of an owner's

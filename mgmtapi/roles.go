@@ -7,30 +7,6 @@ import (
 	"github.com/accessgate/accessgate/keystore"
 )
 
-// apiRole is a role as the management API shows it.
-type apiRole struct {
-	ID           string             `json:"id"`
-	Name         string             `json:"name"`
-	Description  string             `json:"description"`
-	Capabilities []string           `json:"capabilities"`
-	CreatedAt    keystore.Timestamp `json:"createdAt"`
-	CreatedBy    string             `json:"createdBy"`
-	ModifiedAt   keystore.Timestamp `json:"modifiedAt"`
-	ModifiedBy   string             `json:"modifiedBy"`
-}
-
-func roleView(r *keystore.Role) apiRole {
-	caps := r.Capabilities
-	if caps == nil {
-		caps = []string{}
-	}
-	return apiRole{
-		ID: r.ID, Name: r.Name, Description: r.Description, Capabilities: caps,
-		CreatedAt: keystore.Timestamp{Time: r.CreatedAt}, CreatedBy: r.CreatedBy,
-		ModifiedAt: keystore.Timestamp{Time: r.ModifiedAt}, ModifiedBy: r.ModifiedBy,
-	}
-}
-
 // readRole reads the writable fields of a role from the body into r;
 // fields left out keep their value.
 func readRole(body *jsonBody, r *keystore.Role) {
@@ -72,11 +48,11 @@ func listRoles(c *apiCall) error {
 		ids = ids[:limit]
 		next = nextToken(ids[limit-1])
 	}
-	data := make([]apiRole, 0, len(ids))
+	data := make([]keystore.RoleView, 0, len(ids))
 	for _, id := range ids {
-		data = append(data, roleView(roles[id]))
+		data = append(data, keystore.ViewRole(roles[id]))
 	}
-	return c.reply(http.StatusOK, listPage[apiRole]{Data: data, Next: next})
+	return c.reply(http.StatusOK, listPage[keystore.RoleView]{Data: data, Next: next})
 }
 
 // createRole serves POST /roles. The id may be given; otherwise one is
@@ -105,7 +81,7 @@ func createRole(c *apiCall) error {
 	if err != nil {
 		return err
 	}
-	return c.reply(http.StatusOK, roleView(saved))
+	return c.reply(http.StatusOK, keystore.ViewRole(saved))
 }
 
 // getRole serves GET /roles/{id}.
@@ -119,7 +95,7 @@ func getRole(id string) apiFunc {
 		if err != nil {
 			return err
 		}
-		return c.reply(http.StatusOK, roleView(r))
+		return c.reply(http.StatusOK, keystore.ViewRole(r))
 	}
 }
 
@@ -159,7 +135,7 @@ func updateRole(id string) apiFunc {
 			return err
 		}
 		c.forgetAll()
-		return c.reply(http.StatusOK, roleView(saved))
+		return c.reply(http.StatusOK, keystore.ViewRole(saved))
 	}
 }
 
