@@ -221,7 +221,7 @@ func deleteRemote(e *env, id string) error {
 
 // updateRemote changes the scopes or allowlist of a key. The API sets
 // disabled with every change, so the key's current value is read first.
-func updateRemote(e *env, id string, u keystore.KeyEdit) error {
+func updateRemote(e *env, id string, u keystore.KeyUpdate) error {
 	if u.Label != nil {
 		return errors.New("--label is not available with --api: the management API does not change labels")
 	}

@@ -42,8 +42,8 @@ capability of its owner); --cors none empties the allowlist.
 }
 
 // editOf turns the flags given into a key edit.
-func editOf(changed func(string) bool, in updateInput) keystore.KeyEdit {
-	var u keystore.KeyEdit
+func editOf(changed func(string) bool, in updateInput) keystore.KeyUpdate {
+	var u keystore.KeyUpdate
 	if changed("label") {
 		u.Label = &in.label
 	}
@@ -64,7 +64,7 @@ func listOrClear(items []string) *[]string {
 	return &items
 }
 
-func updateKey(e *env, id string, u keystore.KeyEdit) error {
+func updateKey(e *env, id string, u keystore.KeyUpdate) error {
 	if u.Label == nil && u.Scopes == nil && u.CORSHeaders == nil {
 		return errors.New("nothing to change: give --label, --scope or --cors")
 	}
@@ -78,7 +78,7 @@ func updateKey(e *env, id string, u keystore.KeyEdit) error {
 			return err
 		}
 	}
-	k, err := e.store.EditKey(e.ctx, id, u, e.op)
+	k, err := e.store.UpdateKey(e.ctx, id, u, e.op)
 	if err != nil {
 		return err
 	}

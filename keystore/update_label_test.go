@@ -6,27 +6,30 @@ import (
 	"testing"
 )
 
-func TestEditKey(t *testing.T) {
+// TestUpdateKeyLabelScopesAllowlist: a label, scopes and allowlist change
+// together or not at all, one AccessKeyUpdated event each, none for a
+// no-op or a refused change; a key rotated out cannot be renamed.
+func TestUpdateKeyLabelScopesAllowlist(t *testing.T) {
 	f := newFixture(t)
 	k, secret := f.createKey(t, KeySpec{Scopes: []string{"viewCollectors"}, CORSHeaders: []string{"https://a.example.com"}})
 	events := len(f.log.all())
 
-	got, err := f.store.EditKey(f.ctx, k.ID, KeyEdit{Label: ptr("renamed")}, testOp)
+	got, err := f.store.UpdateKey(f.ctx, k.ID, KeyUpdate{Label: ptr("renamed")}, testOp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Label != "renamed" || got.Version != k.Version+1 || !slices.Equal(got.Scopes, k.Scopes) || !slices.Equal(got.CORSHeaders, k.CORSHeaders) {
 		t.Errorf("after a label edit: %+v", got)
 	}
-	if _, err := f.store.EditKey(f.ctx, k.ID, KeyEdit{Label: ptr("renamed"), Scopes: &[]string{"viewCollectors"}}, testOp); err != nil {
+	if _, err := f.store.UpdateKey(f.ctx, k.ID, KeyUpdate{Label: ptr("renamed"), Scopes: &[]string{"viewCollectors"}}, testOp); err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.store.EditKey(f.ctx, k.ID, KeyEdit{Label: ptr(" "), Scopes: &[]string{"runLogSearch"}, CORSHeaders: &[]string{"http://x"}}, testOp)
+	_, err = f.store.UpdateKey(f.ctx, k.ID, KeyUpdate{Label: ptr(" "), Scopes: &[]string{"runLogSearch"}, CORSHeaders: &[]string{"http://x"}}, testOp)
 	var ve *ValidationError
 	if !errors.As(err, &ve) || len(ve.Problems) != 2 {
 		t.Fatalf("bad label and allowlist: %v", err)
 	}
-	got, err = f.store.EditKey(f.ctx, k.ID, KeyEdit{Scopes: &[]string{}, CORSHeaders: &[]string{}}, testOp)
+	got, err = f.store.UpdateKey(f.ctx, k.ID, KeyUpdate{Scopes: &[]string{}, CORSHeaders: &[]string{}}, testOp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,10 +50,10 @@ func TestEditKey(t *testing.T) {
 	if _, _, err := f.store.RotateKey(f.ctx, k.ID, testOp); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.store.EditKey(f.ctx, k.ID, KeyEdit{Label: ptr("x")}, testOp); !errors.Is(err, ErrConflict) {
+	if _, err := f.store.UpdateKey(f.ctx, k.ID, KeyUpdate{Label: ptr("x")}, testOp); !errors.Is(err, ErrConflict) {
 		t.Errorf("editing a key rotated out: %v, want a conflict", err)
 	}
-	if _, err := f.store.EditKey(f.ctx, "su"+"AAAAAAAAAAAA", KeyEdit{Label: ptr("x")}, testOp); !errors.Is(err, ErrNotFound) {
+	if _, err := f.store.UpdateKey(f.ctx, "su"+"AAAAAAAAAAAA", KeyUpdate{Label: ptr("x")}, testOp); !errors.Is(err, ErrNotFound) {
 		t.Errorf("editing an unknown key: %v, want not found", err)
 	}
 }
