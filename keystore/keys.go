@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/accessgate/accessgate/limits"
 )
 
 // Limits on key input.
@@ -25,6 +27,64 @@ type KeySpec struct {
 	OwnerID     string
 	Scopes      []string
 	CORSHeaders []string
+	// Limits are the key's overrides of the default limits.
+	Limits KeyLimits
+}
+
+// KeyLimits are the limit overrides a key may carry; nil fields mean the
+// defaults.
+type KeyLimits struct {
+	RateLimit        *limits.Rate
+	ConcurrencyLimit *int
+	Quota            *limits.Quota
+}
+
+// Setting changes an optional setting: a nil *Setting leaves the setting
+// as it is; a Setting whose Value is nil clears it, so that the default
+// applies again.
+type Setting[T any] struct{ Value *T }
+
+// Set returns a Setting that sets v.
+func Set[T any](v T) *Setting[T] { return &Setting[T]{Value: &v} }
+
+// Clear returns a Setting that clears the setting.
+func Clear[T any]() *Setting[T] { return &Setting[T]{} }
+
+func validateLimits(v *ValidationError, l KeyLimits) {
+	if l.RateLimit != nil {
+		if err := l.RateLimit.Validate(); err != nil {
+			v.add("rateLimit", "accessKey:invalid_rate_limit", "rateLimit: "+err.Error())
+		}
+	}
+	if l.ConcurrencyLimit != nil {
+		if err := limits.ValidateConcurrency(*l.ConcurrencyLimit); err != nil {
+			v.add("concurrencyLimit", "accessKey:invalid_concurrency_limit", err.Error())
+		}
+	}
+	if l.Quota != nil {
+		if err := l.Quota.Validate(); err != nil {
+			v.add("quota", "accessKey:invalid_quota", "quota: "+err.Error())
+		}
+	}
+}
+
+func settingValue[T any](s *Setting[T], cur *T) *T {
+	if s == nil {
+		return cur
+	}
+	if s.Value == nil {
+		return nil
+	}
+	v := *s.Value
+	return &v
+}
+
+func ptrEqual[T comparable](a, b *T) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
+func limitsEqual(a, b *Key) bool {
+	return ptrEqual(a.RateLimit, b.RateLimit) && ptrEqual(a.ConcurrencyLimit, b.ConcurrencyLimit) && ptrEqual(a.Quota, b.Quota)
 }
 
 // KeyUpdate changes a key; nil fields stay as they are.
@@ -35,6 +95,11 @@ type KeyUpdate struct {
 	// Label renames the key (the command line's update verb; the
 	// management API's PUT takes no label, as Sumo Logic's does not).
 	Label *string
+	// RateLimit, ConcurrencyLimit and Quota change the key's overrides of
+	// the default limits.
+	RateLimit        *Setting[limits.Rate]
+	ConcurrencyLimit *Setting[int]
+	Quota            *Setting[limits.Quota]
 }
 
 func validateLabel(v *ValidationError, label string) {
@@ -95,6 +160,7 @@ func (s *Store) CreateKey(ctx context.Context, spec KeySpec, op Operator) (*Key,
 	validateLabel(v, spec.Label)
 	scopes := validateScopes(v, spec.Scopes)
 	cors := validateCORS(v, spec.CORSHeaders)
+	validateLimits(v, spec.Limits)
 	if err := v.err(); err != nil {
 		return nil, "", err
 	}
@@ -112,7 +178,9 @@ func (s *Store) CreateKey(ctx context.Context, spec KeySpec, op Operator) (*Key,
 		OwnerID: owner.ID, OwnerKind: owner.Kind, Scopes: scopes, CORSHeaders: cors,
 		CreatedAt: now, CreatedBy: op.ID, ModifiedAt: now, ModifiedBy: op.ID,
 		IssuedAt: now, ActivatedAt: now, Version: 1,
+		RateLimit: spec.Limits.RateLimit, ConcurrencyLimit: spec.Limits.ConcurrencyLimit, Quota: spec.Limits.Quota,
 	}
+	k.Lineage = k.ID
 	if err := s.insertKey(ctx, k); err != nil {
 		return nil, "", err
 	}
@@ -213,6 +281,17 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operat
 	if u.CORSHeaders != nil {
 		cors = validateCORS(v, *u.CORSHeaders)
 	}
+	var lim KeyLimits
+	if u.RateLimit != nil {
+		lim.RateLimit = u.RateLimit.Value
+	}
+	if u.ConcurrencyLimit != nil {
+		lim.ConcurrencyLimit = u.ConcurrencyLimit.Value
+	}
+	if u.Quota != nil {
+		lim.Quota = u.Quota.Value
+	}
+	validateLimits(v, lim)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
@@ -230,7 +309,8 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operat
 		now := s.Now()
 		if k.ReplacedBy != "" {
 			if u.Disabled == nil || !*u.Disabled || u.Scopes != nil && !slices.Equal(scopes, k.Scopes) ||
-				u.CORSHeaders != nil && !slices.Equal(cors, k.CORSHeaders) || u.Label != nil && *u.Label != k.Label {
+				u.CORSHeaders != nil && !slices.Equal(cors, k.CORSHeaders) || u.Label != nil && *u.Label != k.Label ||
+				!limitsEqual(k, limitsApplied(k, u)) {
 				return rotatedConflict(k)
 			}
 			// The other instances may run clocks behind this one:
@@ -258,6 +338,8 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operat
 		if u.CORSHeaders != nil {
 			k.CORSHeaders = cors
 		}
+		applied := limitsApplied(k, u)
+		k.RateLimit, k.ConcurrencyLimit, k.Quota = applied.RateLimit, applied.ConcurrencyLimit, applied.Quota
 		if keyChangeEqual(&before, k) {
 			after = *k
 			return nil
@@ -287,14 +369,24 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operat
 		}
 		s.emit(ctx, Event{EventName: name, Operator: op, AccessKey: ref, From: map[string]bool{"enabled": !before.Disabled}, To: map[string]bool{"enabled": !after.Disabled}})
 	}
-	if before.Label != after.Label || !slices.Equal(before.Scopes, after.Scopes) || !slices.Equal(before.CORSHeaders, after.CORSHeaders) {
+	if before.Label != after.Label || !slices.Equal(before.Scopes, after.Scopes) || !slices.Equal(before.CORSHeaders, after.CORSHeaders) || !limitsEqual(&before, &after) {
 		s.emit(ctx, Event{EventName: EventKeyUpdated, Operator: op, AccessKey: ref, From: changeView(&before), To: changeView(&after)})
 	}
 	return &after, nil
 }
 
 func keyChangeEqual(a, b *Key) bool {
-	return a.Disabled == b.Disabled && a.Label == b.Label && slices.Equal(a.Scopes, b.Scopes) && slices.Equal(a.CORSHeaders, b.CORSHeaders)
+	return a.Disabled == b.Disabled && a.Label == b.Label && slices.Equal(a.Scopes, b.Scopes) && slices.Equal(a.CORSHeaders, b.CORSHeaders) && limitsEqual(a, b)
+}
+
+// limitsApplied returns k with the limit changes of u applied (k itself
+// is not changed).
+func limitsApplied(k *Key, u KeyUpdate) *Key {
+	out := *k
+	out.RateLimit = settingValue(u.RateLimit, k.RateLimit)
+	out.ConcurrencyLimit = settingValue(u.ConcurrencyLimit, k.ConcurrencyLimit)
+	out.Quota = settingValue(u.Quota, k.Quota)
+	return &out
 }
 
 // txKey reads a live key inside a transaction.
@@ -488,7 +580,8 @@ func keyRef(k *Key) *KeyRef { return &KeyRef{AccessID: k.ID, Label: k.Label, Own
 
 // changeView is what audit events show of a key's settings (never its hash).
 func changeView(k *Key) map[string]any {
-	return map[string]any{"enabled": !k.Disabled, "scopes": nonNil(k.Scopes), "corsHeaders": nonNil(k.CORSHeaders), "label": k.Label}
+	return map[string]any{"enabled": !k.Disabled, "scopes": nonNil(k.Scopes), "corsHeaders": nonNil(k.CORSHeaders), "label": k.Label,
+		"rateLimit": k.RateLimit, "concurrencyLimit": k.ConcurrencyLimit, "quota": k.Quota}
 }
 
 // announceKey queues in p, the MULTI block of a change of k, the

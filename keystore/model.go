@@ -3,6 +3,8 @@ package keystore
 import (
 	"slices"
 	"time"
+
+	"github.com/accessgate/accessgate/limits"
 )
 
 // OwnerKind tells what kind of principal owns a key.
@@ -55,6 +57,27 @@ type Key struct {
 	Pending bool `json:"pending,omitempty"`
 	// Version counts the writes of this record.
 	Version int64 `json:"version"`
+	// Lineage is the Access ID of the first key of a rotation chain; a
+	// rotation keeps it, so that rate, concurrency and quota use carry
+	// over to the new key instead of starting afresh. Empty on records
+	// written before it existed: their lineage is their ID (LimitID).
+	Lineage string `json:"lineage,omitempty"`
+	// RateLimit overrides the default rate limit of keys; nil: the default.
+	RateLimit *limits.Rate `json:"rateLimit,omitempty"`
+	// ConcurrencyLimit overrides the default concurrency limit of keys;
+	// nil: the default.
+	ConcurrencyLimit *int `json:"concurrencyLimit,omitempty"`
+	// Quota limits the key's requests per UTC day or month; nil: none.
+	Quota *limits.Quota `json:"quota,omitempty"`
+}
+
+// LimitID is the identity under which the key's use is limited: its
+// Lineage, so that a rotation does not reset a quota.
+func (k *Key) LimitID() string {
+	if k.Lineage != "" {
+		return k.Lineage
+	}
+	return k.ID
 }
 
 // Owner is a user or a service account.
@@ -72,6 +95,9 @@ type Owner struct {
 	CreatedBy  string    `json:"createdBy"`
 	ModifiedAt time.Time `json:"modifiedAt"`
 	ModifiedBy string    `json:"modifiedBy"`
+	// RateLimit overrides the default rate limit of owners (all keys of
+	// the owner together); nil: the default.
+	RateLimit *limits.Rate `json:"rateLimit,omitempty"`
 }
 
 // Role is a named set of capabilities.
@@ -94,6 +120,8 @@ type Principal struct {
 	Email        string
 	Active       bool
 	Capabilities []string // sorted, unique
+	// RateLimit is the owner's rate limit override; nil: the default.
+	RateLimit *limits.Rate
 }
 
 // Can reports whether the principal holds capability c.

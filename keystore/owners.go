@@ -213,5 +213,5 @@ func principalOf(o *Owner, roles map[string]*Role) *Principal {
 		}
 	}
 	slices.Sort(caps)
-	return &Principal{ID: o.ID, Kind: o.Kind, Email: o.Email, Active: o.IsActive, Capabilities: slices.Compact(caps)}
+	return &Principal{ID: o.ID, Kind: o.Kind, Email: o.Email, Active: o.IsActive, Capabilities: slices.Compact(caps), RateLimit: o.RateLimit}
 }

@@ -84,7 +84,7 @@ func ownerDetails(o *Owner) map[string]any {
 
 func ownerEqual(a, b *Owner) bool {
 	return a.Email == b.Email && a.FirstName == b.FirstName && a.LastName == b.LastName &&
-		a.Name == b.Name && a.IsActive == b.IsActive && slices.Equal(a.RoleIDs, b.RoleIDs)
+		a.Name == b.Name && a.IsActive == b.IsActive && slices.Equal(a.RoleIDs, b.RoleIDs) && ptrEqual(a.RateLimit, b.RateLimit)
 }
 
 // checkOwnerInput adds the kind-specific rules to validateOwner: a
@@ -101,6 +101,11 @@ func (s *Store) checkOwnerInput(ctx context.Context, o *Owner) error {
 	}
 	if o.Kind == OwnerServiceAccount && strings.TrimSpace(o.Name) == "" {
 		v.add("name", "serviceAccount:name_required", "name is required")
+	}
+	if o.RateLimit != nil {
+		if err := o.RateLimit.Validate(); err != nil {
+			v.add("rateLimit", string(o.Kind)+":invalid_rate_limit", "rateLimit: "+err.Error())
+		}
 	}
 	return v.err()
 }

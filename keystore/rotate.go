@@ -55,6 +55,7 @@ func (s *Store) rotateOnce(ctx context.Context, id string, op Operator) (*Key, s
 	secret := NewAccessKey()
 	nk := *old
 	nk.ID, nk.SecretHash, nk.Pending, nk.RotatedFrom = NewAccessID(), HashSecret(secret), true, old.ID
+	nk.Lineage = old.LimitID()
 	nk.IssuedAt, nk.ActivatedAt, nk.ModifiedAt, nk.ModifiedBy, nk.Version = now, now, now, op.ID, 1
 	if nk.DisabledReason != DisabledManual {
 		nk.Disabled, nk.DisabledReason = false, ""

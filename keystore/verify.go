@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/accessgate/accessgate/limits"
 )
 
 // Reason tells why a credential failed verification.
@@ -49,6 +51,15 @@ type Identity struct {
 	Scopes []string
 	// Allowlist holds the normalised allowlisted origins.
 	Allowlist []string
+	// LimitID names the key's use for the limits: the Access ID of the
+	// first key of its rotation chain (Key.LimitID).
+	LimitID string
+	// RateLimit, ConcurrencyLimit and Quota are the key's overrides;
+	// OwnerRateLimit the owner's. nil: the defaults apply.
+	RateLimit        *limits.Rate
+	OwnerRateLimit   *limits.Rate
+	ConcurrencyLimit *int
+	Quota            *limits.Quota
 	// Deadline is when this verdict stops holding by itself (expiry, end of
 	// a rotation grace, unused limit, end of the copy of the policies it
 	// was reached with); zero if never.
@@ -173,6 +184,12 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 		Scopes:    EffectiveScopes(k.Scopes, p.Capabilities),
 		Allowlist: k.CORSHeaders,
 		Deadline:  deadline,
+
+		LimitID:          k.LimitID(),
+		RateLimit:        k.RateLimit,
+		OwnerRateLimit:   p.RateLimit,
+		ConcurrencyLimit: k.ConcurrencyLimit,
+		Quota:            k.Quota,
 	}, nil
 }
 

@@ -1,0 +1,48 @@
+package limits
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis keys. Each holds the state of one limited subject under a hash tag
+// of its ID, so that a Redis Cluster spreads subjects over its nodes and
+// each script touches one slot.
+//
+//	<prefix>:rl:{<id>}:<scope>        rate: GCRA theoretical arrival time (µs)
+//	<prefix>:quota:{<id>}:<period>    quota: requests counted in one UTC day or month
+//	<prefix>:conc:{<id>}              concurrency: requests in flight per instance
+//	<prefix>:concl:{<id>}             concurrency: instance leases (score: expiry, ms)
+func rateKey(prefix, scope, id string) string { return prefix + ":rl:{" + id + "}:" + scope }
+
+func quotaKey(prefix, id string, q Quota, t time.Time) string {
+	start, _ := q.Window(t)
+	stamp := start.Format("20060102")
+	if q.Period == PeriodMonth {
+		stamp = start.Format("200601")
+	}
+	return prefix + ":quota:{" + id + "}:" + stamp
+}
+
+func concKey(prefix, id string) string      { return prefix + ":conc:{" + id + "}" }
+func concLeaseKey(prefix, id string) string { return prefix + ":concl:{" + id + "}" }
+
+// QuotaUsage reads how much of quota q the subject id has used in the
+// period holding now, and when that period ends. Requests leased to an
+// instance but not yet made count as used.
+func QuotaUsage(ctx context.Context, rdb redis.Cmdable, prefix, id string, q Quota, now time.Time) (used int64, resetsAt time.Time, err error) {
+	_, resetsAt = q.Window(now)
+	s, err := rdb.Get(ctx, quotaKey(prefix, id, q, now)).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, resetsAt, nil
+	}
+	if err != nil {
+		return 0, resetsAt, err
+	}
+	used, err = strconv.ParseInt(s, 10, 64)
+	return used, resetsAt, err
+}
