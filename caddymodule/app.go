@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/accessgate/accessgate/keystore"
+	"github.com/accessgate/accessgate/limits"
 )
 
 func init() {
@@ -83,6 +84,20 @@ type App struct {
 	// FailureWindow is the window of both failure limits, and how long a
 	// guarded Access ID keeps its copy. Default: 1m.
 	FailureWindow caddy.Duration `json:"failure_window,omitempty"`
+
+	// OwnerRateLimit is the default rate limit of every owner: all keys of
+	// one user or service account together, fleet-wide. An owner's own
+	// rateLimit (management API) overrides it. Default: none.
+	OwnerRateLimit *limits.Rate `json:"owner_rate_limit,omitempty"`
+
+	// KeyRateLimit is the default rate limit of every access key,
+	// fleet-wide. A key's own rateLimit overrides it. Default: none.
+	KeyRateLimit *limits.Rate `json:"key_rate_limit,omitempty"`
+
+	// KeyConcurrencyLimit is the default number of requests one access key
+	// may have in flight, fleet-wide. A key's own concurrencyLimit
+	// overrides it. Default: 0, no limit.
+	KeyConcurrencyLimit int `json:"key_concurrency_limit,omitempty"`
 
 	// state is set by Provision and kept after Cleanup: handlers of a
 	// replaced config may still serve requests (see acquire).
@@ -174,6 +189,12 @@ func (a *App) check() error {
 		return fmt.Errorf("access_keys: max_failures_per_client must be positive, or -1 for no limit, not %d", a.MaxFailuresPerClient)
 	case a.MaxFailuresPerKey < -1:
 		return fmt.Errorf("access_keys: max_failures_per_key must be positive, or -1 for no limit, not %d", a.MaxFailuresPerKey)
+	case a.KeyConcurrencyLimit < 0 || a.KeyConcurrencyLimit > limits.MaxConcurrency:
+		return fmt.Errorf("access_keys: key_concurrency_limit must be from 1 to %d, not %d", limits.MaxConcurrency, a.KeyConcurrencyLimit)
+	case a.OwnerRateLimit != nil && a.OwnerRateLimit.Validate() != nil:
+		return fmt.Errorf("access_keys: owner_rate_limit: %v", a.OwnerRateLimit.Validate())
+	case a.KeyRateLimit != nil && a.KeyRateLimit.Validate() != nil:
+		return fmt.Errorf("access_keys: key_rate_limit: %v", a.KeyRateLimit.Validate())
 	case a.KeyPrefix != "" && !keystore.ValidPrefix(a.KeyPrefix):
 		return fmt.Errorf("access_keys: key_prefix %q: use 1-64 letters, digits and _.:- only", a.KeyPrefix)
 	case a.RedisSentinel != nil && (a.RedisSentinel.Master == "" || len(a.RedisSentinel.Addrs) == 0):

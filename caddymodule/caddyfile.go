@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/accessgate/accessgate/keystore"
+	"github.com/accessgate/accessgate/limits"
 )
 
 func init() {
@@ -45,6 +46,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		max_failures_per_client <n>
 //		max_failures_per_key    <n>
 //		failure_window  <duration>
+//		rate_limit owner|key <n>/s|<n>/m|<n>/h [burst <n>]
+//		concurrency_limit key <n>
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // the option name
@@ -82,6 +85,41 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("cache_size %q: must be a positive whole number", d.Val())
 			}
 			a.CacheSize = n
+		case "rate_limit":
+			args := d.RemainingArgs()
+			if len(args) != 2 && len(args) != 4 || len(args) == 4 && args[2] != "burst" {
+				return d.Errf("rate_limit: want rate_limit owner|key N/s|N/m|N/h [burst N]")
+			}
+			r, err := limits.ParseRate(args[1])
+			if err != nil {
+				return d.Errf("rate_limit: %v", err)
+			}
+			if len(args) == 4 {
+				if r.Burst, err = strconv.ParseInt(args[3], 10, 64); err != nil || r.Burst < 1 {
+					return d.Errf("rate_limit: burst %q: must be a positive whole number", args[3])
+				}
+			}
+			if err := r.Validate(); err != nil {
+				return d.Errf("rate_limit: %v", err)
+			}
+			switch args[0] {
+			case "owner":
+				a.OwnerRateLimit = &r
+			case "key":
+				a.KeyRateLimit = &r
+			default:
+				return d.Errf("rate_limit %q: the first argument must be owner or key", args[0])
+			}
+		case "concurrency_limit":
+			args := d.RemainingArgs()
+			if len(args) != 2 || args[0] != "key" {
+				return d.Errf("concurrency_limit: want concurrency_limit key N")
+			}
+			n, err := strconv.Atoi(args[1])
+			if err != nil || limits.ValidateConcurrency(n) != nil {
+				return d.Errf("concurrency_limit %q: must be a whole number from 1 to %d", args[1], limits.MaxConcurrency)
+			}
+			a.KeyConcurrencyLimit = n
 		case "max_failures_per_client", "max_failures_per_key":
 			if !d.NextArg() {
 				return d.ArgErr()

@@ -187,7 +187,7 @@ func (s *state) verify(ctx context.Context, k credKey, id, secret, client string
 		if !ownerDeadline.IsZero() && (deadline.IsZero() || ownerDeadline.Before(deadline)) {
 			deadline = ownerDeadline
 		}
-		return newEntry(ident), deadline, []string{ident.AccessID, keystore.OwnerTag(ident.OwnerID)}, nil
+		return s.newEntry(ident), deadline, []string{ident.AccessID, keystore.OwnerTag(ident.OwnerID)}, nil
 	})
 	var ae *keystore.AuthError
 	switch {

@@ -143,6 +143,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.gate.reject(w, r, rejection{status: http.StatusForbidden, reason: "scope_missing", ident: ident, scope: missing})
 		return nil
 	}
+	if sub := e.subject; sub != nil {
+		// The usage limits (usagelimits.go): the state is held until the
+		// request ends, since a concurrency slot is given back then.
+		st := h.gate.app.acquire()
+		defer st.release()
+		d, ok := h.admit(w, r, st.state, e)
+		if !ok {
+			return nil
+		}
+		defer st.limiter.Release(r.Context(), &d)
+	}
 
 	// Setting the identity headers replaces any copies the client sent:
 	// the server stores header names in canonical form. The request gets

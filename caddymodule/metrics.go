@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/accessgate/accessgate/limits"
 )
 
 // Authentication outcomes counted in accessgate_authentications_total.
@@ -33,7 +35,10 @@ type stateMetrics struct {
 	outcomes      [len(outcomes)]atomic.Uint64
 	invalidations atomic.Uint64
 	redisErrors   atomic.Uint64
-	redisLatency  prometheus.Histogram
+	// limited counts the decisions of the usage limits: index 0 the
+	// requests admitted, the others the refusals by limits.Kind.
+	limited      [limits.KindConcurrency + 1]atomic.Uint64
+	redisLatency prometheus.Histogram
 }
 
 func newStateMetrics() *stateMetrics {
@@ -85,7 +90,26 @@ func (s *state) registerMetrics(reg *prometheus.Registry) error {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "accessgate", Name: "cache_entries", Help: "Entries in the authentication cache."},
 			func() float64 { return float64(s.auth.Len()) }),
 		m.redisLatency,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "accessgate", Name: "usage_limits_local",
+			Help: "1 while usage limits are held by this instance alone because Redis cannot be reached, else 0."},
+			func() float64 {
+				if s.limiter.Degraded() {
+					return 1
+				}
+				return 0
+			}),
 	)
+	for k := range m.limited {
+		outcome := "allowed"
+		if k > 0 {
+			outcome = limits.Kind(k).String()
+		}
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "accessgate", Name: "usage_limit_decisions_total",
+			Help:        "Requests subject to usage limits, by outcome: allowed, or the limit that refused them.",
+			ConstLabels: prometheus.Labels{"outcome": outcome},
+		}, func() float64 { return float64(m.limited[k].Load()) }))
+	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

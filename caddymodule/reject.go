@@ -12,6 +12,7 @@ import (
 
 	"github.com/accessgate/accessgate/internal/errbody"
 	"github.com/accessgate/accessgate/keystore"
+	"github.com/accessgate/accessgate/limits"
 )
 
 // rejection describes a refused request.
@@ -27,6 +28,10 @@ type rejection struct {
 	err      error
 	// retryAfter is the wait to announce with a 429.
 	retryAfter time.Duration
+	// limit names the usage limit that refused the request, with
+	// limitMsg; KindNone for other refusals.
+	limit    limits.Kind
+	limitMsg string
 }
 
 // statusClientClosed is the status a request whose client went away
@@ -58,6 +63,9 @@ func (g *gate) reject(w http.ResponseWriter, r *http.Request, rej rejection) {
 		}
 	case http.StatusTooManyRequests:
 		code, msg, event = errbody.CodeRateLimited, errbody.MsgRateLimited, keystore.EventAuthFailed
+		if rej.limit != limits.KindNone {
+			code, msg, event = limitCode(rej.limit), rej.limitMsg, keystore.EventKeyRateLimited
+		}
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(rej.retryAfter.Seconds())))))
 	case statusClientClosed:
 		// Nothing to tell a client that is gone, and nothing to audit.
@@ -106,9 +114,16 @@ func (g *gate) reject(w http.ResponseWriter, r *http.Request, rej rejection) {
 		if rej.scope != "" {
 			ev.Details["scope"] = rej.scope
 		}
+		if rej.limit != limits.KindNone {
+			ev.Details["limit"] = rej.limit.String()
+		}
 		g.app.current().audit.reject(ev)
 	}
-	g.app.current().metrics.count(outcomeOf(rej.status))
+	if rej.limit == limits.KindNone {
+		// A request refused by a usage limit was authenticated: it is
+		// counted among the usage limits' decisions instead.
+		g.app.current().metrics.count(outcomeOf(rej.status))
+	}
 	if rej.status == statusClientClosed {
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(statusClientClosed)

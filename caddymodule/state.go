@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/accessgate/accessgate/authcache"
 	"github.com/accessgate/accessgate/keystore"
+	"github.com/accessgate/accessgate/limits"
 )
 
 // states holds the shared state of every access_keys app configuration in
@@ -51,12 +53,43 @@ type entry struct {
 	// guard, set on the guard entry of an Access ID over its failure
 	// limit only (see limits.go), is what it keeps of the key's record.
 	guard *keystore.Key
+	// subject is the usage limits that apply to the key's requests; nil
+	// when none does.
+	subject *limits.Subject
 }
 
 func newEntry(id *keystore.Identity) *entry {
 	e := &entry{ident: id, hdrs: [3]string{id.AccessID, id.OwnerID, strings.Join(id.Scopes, " ")}}
 	for i, v := range e.hdrs {
 		e.vals[i] = v
+	}
+	return e
+}
+
+// newEntry returns the cache entry of a verified identity, with the usage
+// limits that apply to it: the key's and owner's overrides, else the
+// defaults.
+func (s *state) newEntry(id *keystore.Identity) *entry {
+	e := newEntry(id)
+	sub := &limits.Subject{KeyID: id.LimitID, OwnerID: id.OwnerID}
+	if sub.KeyID == "" {
+		sub.KeyID = id.AccessID
+	}
+	if r := cmp.Or(id.RateLimit, s.cfg.KeyRateLimit); r != nil {
+		sub.KeyRate = *r
+	}
+	if r := cmp.Or(id.OwnerRateLimit, s.cfg.OwnerRateLimit); r != nil {
+		sub.OwnerRate = *r
+	}
+	if id.Quota != nil {
+		sub.Quota = *id.Quota
+	}
+	sub.Concurrency = s.cfg.KeyConcurrencyLimit
+	if id.ConcurrencyLimit != nil {
+		sub.Concurrency = *id.ConcurrencyLimit
+	}
+	if sub.Limited() {
+		e.subject = sub
 	}
 	return e
 }
@@ -84,10 +117,12 @@ type state struct {
 	byClient *failureLimiter
 	byKey    *failureLimiter
 	lastUsed *lastUseTracker
-	audit    *auditQueue
-	metrics  *stateMetrics
-	salt     [32]byte
-	now      func() time.Time
+	// limiter enforces the usage limits.
+	limiter *limits.Limiter
+	audit   *auditQueue
+	metrics *stateMetrics
+	salt    [32]byte
+	now     func() time.Time
 	// clock is the coarse clock of the authentication cache and of
 	// last-use marks; a loop of the state advances it.
 	clock *authcache.Clock
@@ -174,6 +209,7 @@ func newState(cfg App) (*state, error) {
 	s.byClient = newFailureLimiter(cfg.MaxFailuresPerClient, window, 100000)
 	s.byKey = newFailureLimiter(cfg.MaxFailuresPerKey, window, 100000)
 	s.audit = newAuditQueue(s.store, logEvent, 1024, 20, 100)
+	s.limiter = limits.New(limits.Options{Redis: rdb, Prefix: cfg.KeyPrefix, Logger: s.logger(), MaxSubjects: cfg.CacheSize})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -297,6 +333,7 @@ func (s *state) close() error {
 	flush, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	s.flushLastUsed(flush)
 	cancel()
+	s.limiter.Close()
 	return s.rdb.Close()
 }
 

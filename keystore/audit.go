@@ -26,6 +26,7 @@ const (
 	EventAuthFailed           = "AccessKeyAuthenticationFailed"
 	EventOriginRejected       = "AccessKeyOriginRejected"
 	EventScopeRejected        = "AccessKeyScopeRejected"
+	EventKeyRateLimited       = "AccessKeyRateLimited"
 )
 
 // Operator interfaces.

@@ -17,11 +17,12 @@ import (
 
 // Error codes and messages of body A.
 const (
-	CodeUnauthorized = "unauthorized"
-	CodeForbidden    = "forbidden"
-	CodeRateLimited  = "rate.limit.exceeded"
-	CodeUnavailable  = "service.unavailable"
-	CodeBadRequest   = "bad.request"
+	CodeUnauthorized  = "unauthorized"
+	CodeForbidden     = "forbidden"
+	CodeRateLimited   = "rate.limit.exceeded"
+	CodeQuotaExceeded = "quota.exceeded"
+	CodeUnavailable   = "service.unavailable"
+	CodeBadRequest    = "bad.request"
 
 	MsgUnauthorized  = "Credential could not be verified."
 	MsgOriginDenied  = "The request origin is not allowlisted to use this access key"
