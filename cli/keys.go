@@ -64,6 +64,11 @@ Examples:
 		Args: cobra.NoArgs,
 	}
 	in.changed = c.Flags().Changed
+	// Bad limits fail before Redis or the API is reached.
+	c.PreRunE = func(*cobra.Command, []string) error {
+		_, err := parseLimits(in.changed, in.limits)
+		return err
+	}
 	c.RunE = g.runBoth(func(e *env, _ []string) error { return createKey(e, in) },
 		func(e *env, _ []string) error { return createRemote(e, in) })
 	c.Flags().StringVar(&in.user, "user", "", "Owner of the key: a user ID")

@@ -14,11 +14,11 @@ import (
 // limitsHelp is the part of the help of create and update on the limit
 // flags.
 const limitsHelp = `Limits (each overrides the default of the access_keys global option):
-  --rate N/s|N/m|N/h    requests per second, minute or hour, fleet-wide
-  --burst N             requests allowed at once above the rate (with --rate;
-                        default: the rate)
-  --concurrency N       requests in flight at once
-  --quota N/day|N/month requests per UTC day or month`
+  --rate N/s|N/m|N/h      requests per second, minute or hour, fleet-wide
+  --burst N               requests allowed at once above the rate (with
+                          --rate; default: the rate)
+  --concurrency N         requests in flight at once
+  --quota N/day|N/month   requests per UTC day or month`
 
 // limitInput is what the limit flags of create and update are given.
 type limitInput struct {

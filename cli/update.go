@@ -45,6 +45,8 @@ Examples:
 		Args: cobra.ExactArgs(1),
 	}
 	edit := func() (keystore.KeyUpdate, error) { return editOf(c.Flags().Changed, in) }
+	// Bad values fail before Redis or the API is reached.
+	c.PreRunE = func(*cobra.Command, []string) error { _, err := edit(); return err }
 	c.RunE = g.runBoth(func(e *env, args []string) error {
 		u, err := edit()
 		if err != nil {
