@@ -276,6 +276,9 @@ var fieldFlags = map[string]string{
 	"name":                               "--name",
 	"accessKeysLifetimeInDays":           "--lifetime-days",
 	"unusedAccessKeysDisableAfterInDays": "--unused-days",
+	"rateLimit":                          "--rate",
+	"concurrencyLimit":                   "--concurrency",
+	"quota":                              "--quota",
 }
 
 func flagOfField(field string) string {

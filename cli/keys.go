@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -27,12 +28,25 @@ type createInput struct {
 	spec           keystore.KeySpec
 	user           string
 	serviceAccount string
+	limits         limitInput
+	// changed reports whether a flag was given.
+	changed func(string) bool
+}
+
+// limitSpec reads the limit flags of create into in.spec.
+func (in *createInput) limitSpec() error {
+	c, err := parseLimits(in.changed, in.limits)
+	if err != nil {
+		return err
+	}
+	in.spec.Limits, err = c.spec()
+	return err
 }
 
 func newCreateCommand(g *globals) *cobra.Command {
 	var in createInput
 	c := &cobra.Command{
-		Use:   "create (--user <id> | --service-account <id>) [--label <label>] [--scope <scope>]... [--cors <origin>]...",
+		Use:   "create (--user <id> | --service-account <id>) [--label <label>] [--scope <scope>]... [--cors <origin>]... [--rate <N/m> [--burst <N>]] [--concurrency <N>] [--quota <N/day>]",
 		Short: "Creates an access key and prints its Access ID and Access Key once",
 		Long: `Creates an access key owned by a user (--user) or a service account
 (--service-account) and prints its Access ID and Access Key. The Access Key
@@ -40,22 +54,38 @@ is printed this once and cannot be read again. A key without --scope has the
 Default scope: every capability of its owner. With --api, the key is for the
 user of --id (--user may be left out) or for --service-account.
 
+` + limitsHelp + `
+
+Examples:
+  caddy access-keys create --user alice --label ci --scope viewCollectors
+  caddy access-keys create --user alice --rate 100/m --burst 200 --concurrency 10 --quota 100000/day
+
 ` + catalogueHelp,
 		Args: cobra.NoArgs,
-		RunE: g.runBoth(func(e *env, _ []string) error { return createKey(e, in) },
-			func(e *env, _ []string) error { return createRemote(e, in) }),
 	}
+	in.changed = c.Flags().Changed
+	// Bad limits fail before Redis or the API is reached.
+	c.PreRunE = func(*cobra.Command, []string) error {
+		_, err := parseLimits(in.changed, in.limits)
+		return err
+	}
+	c.RunE = g.runBoth(func(e *env, _ []string) error { return createKey(e, in) },
+		func(e *env, _ []string) error { return createRemote(e, in) })
 	c.Flags().StringVar(&in.user, "user", "", "Owner of the key: a user ID")
 	c.Flags().StringVar(&in.serviceAccount, "service-account", "", "Owner of the key: a service account ID")
 	c.Flags().StringVar(&in.spec.Label, "label", defaultKeyLabel, "Label of the key")
 	c.Flags().StringArrayVar(&in.spec.Scopes, "scope", nil, "Scope of the key, from the catalogue; repeatable (default: every capability of the owner)")
 	c.Flags().StringArrayVar(&in.spec.CORSHeaders, "cors", nil, "Allowlisted origin https://host[:port]; repeatable")
+	addLimitFlags(c.Flags(), &in.limits, false)
 	return c
 }
 
 func createKey(e *env, in createInput) error {
 	if (in.user == "") == (in.serviceAccount == "") {
 		return errors.New("give exactly one of --user or --service-account")
+	}
+	if err := in.limitSpec(); err != nil {
+		return err
 	}
 	spec := in.spec
 	var kind keystore.OwnerKind
@@ -136,7 +166,7 @@ func (e *env) keysToList(owner string) ([]*keystore.Key, error) {
 }
 
 // views builds the public shapes of keys, resolving each owner once.
-func (e *env) views(keys []*keystore.Key) ([]keystore.AccessKey, error) {
+func (e *env) views(keys []*keystore.Key) ([]keyView, error) {
 	pol, err := e.store.Policies(e.ctx)
 	if err != nil {
 		return nil, err
@@ -147,7 +177,7 @@ func (e *env) views(keys []*keystore.Key) ([]keystore.AccessKey, error) {
 	}
 	owners := map[string]*keystore.Principal{}
 	now := e.store.Now()
-	out := make([]keystore.AccessKey, 0, len(keys))
+	out := make([]keyView, 0, len(keys))
 	for _, k := range keys {
 		p, ok := owners[k.OwnerID]
 		if !ok {
@@ -156,7 +186,11 @@ func (e *env) views(keys []*keystore.Key) ([]keystore.AccessKey, error) {
 			}
 			owners[k.OwnerID] = p
 		}
-		out = append(out, keystore.View(k, pol, used[k.ID], p, "", now))
+		v, err := e.withLimits(keystore.View(k, pol, used[k.ID], p, "", now), k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
 	}
 	return out, nil
 }
@@ -183,33 +217,43 @@ func (e *env) lastUsed(keys []*keystore.Key) (map[string]time.Time, error) {
 
 // view builds the public shape of one key; secret is "" except right
 // after a create or rotate.
-func (e *env) view(k *keystore.Key, secret string) (keystore.AccessKey, error) {
+func (e *env) view(k *keystore.Key, secret string) (keyView, error) {
 	pol, err := e.store.Policies(e.ctx)
 	if err != nil {
-		return keystore.AccessKey{}, err
+		return keyView{}, err
 	}
 	p, err := e.store.Principal(e.ctx, k.OwnerID)
 	if err != nil {
-		return keystore.AccessKey{}, err
+		return keyView{}, err
 	}
 	used, err := e.store.LastUsed(e.ctx, k.ID)
 	if err != nil {
-		return keystore.AccessKey{}, err
+		return keyView{}, err
 	}
-	return keystore.View(k, pol, used[k.ID], p, secret, e.store.Now()), nil
+	return e.withLimits(keystore.View(k, pol, used[k.ID], p, secret, e.store.Now()), k)
 }
 
-// printKeyTable prints one line per key.
-func printKeyTable(out io.Writer, views []keystore.AccessKey) error {
+// printKeyTable prints one line per key. The LIMITS column shows only
+// when a key listed has a limit of its own.
+func printKeyTable(out io.Writer, views []keyView) error {
 	if len(views) == 0 {
 		_, err := fmt.Fprintln(out, "No access keys.")
 		return err
 	}
+	withLimits := slices.ContainsFunc(views, keyView.hasLimits)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tLABEL\tOWNER\tSTATUS\tLAST USED\tEXPIRES AT\tSCOPES")
+	head := "ID\tLABEL\tOWNER\tSTATUS\tLAST USED\tEXPIRES AT\t"
+	if withLimits {
+		head += "LIMITS\t"
+	}
+	fmt.Fprintln(tw, head+"SCOPES")
 	for _, v := range views {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			v.ID, v.Label, v.OwnerID, v.Status, timeOr(v.LastUsed, "never"), timeOr(v.ExpiresAt, "never"), scopeList(v.Scopes))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t",
+			v.ID, v.Label, v.OwnerID, v.Status, timeOr(v.LastUsed, "never"), timeOr(v.ExpiresAt, "never"))
+		if withLimits {
+			fmt.Fprintf(tw, "%s\t", v.limitList())
+		}
+		fmt.Fprintln(tw, scopeList(v.Scopes))
 	}
 	return tw.Flush()
 }
@@ -231,7 +275,7 @@ func scopeList(scopes []string) string {
 }
 
 // printSecret prints a key just created or rotated, with its secret.
-func (e *env) printSecret(v keystore.AccessKey, note string) error {
+func (e *env) printSecret(v keyView, note string) error {
 	if e.json {
 		if err := e.writeJSON(v); err != nil {
 			return err
@@ -240,6 +284,9 @@ func (e *env) printSecret(v keystore.AccessKey, note string) error {
 		fmt.Fprintf(e.out, "Access ID:  %s\nAccess Key: %s\n", v.ID, v.Key)
 		fmt.Fprintf(e.out, "Label:      %s\nOwner:      %s\n", v.Label, v.OwnerID)
 		fmt.Fprintf(e.out, "Scopes:     %s\nAllowlist:  %s\n", scopeList(v.Scopes), listOrNone(v.CORSHeaders))
+		if v.hasLimits() {
+			fmt.Fprintf(e.out, "Limits:     %s\n", v.limitList())
+		}
 		fmt.Fprintf(e.out, "Expires at: %s\n", timeOr(v.ExpiresAt, "never"))
 	}
 	if note != "" {

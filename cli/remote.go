@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/accessgate/accessgate/keystore"
+	"github.com/accessgate/accessgate/limits"
 	"github.com/accessgate/accessgate/mgmtapi/client"
 )
 
@@ -100,8 +101,8 @@ func notRemote(cmd *cobra.Command) error {
 }
 
 // remoteView turns a key as the API shows it into the shape local mode
-// prints, with its status.
-func remoteView(k *client.AccessKey, now time.Time) keystore.AccessKey {
+// prints, with its status and limits.
+func remoteView(k *client.AccessKey, now time.Time) keyView {
 	v := keystore.AccessKey{
 		ID:               k.ID,
 		Label:            k.Label,
@@ -131,7 +132,38 @@ func remoteView(k *client.AccessKey, now time.Time) keystore.AccessKey {
 	case k.Disabled:
 		v.Status = keystore.StatusDeactivated
 	}
-	return v
+	kv := keyView{AccessKey: v, ConcurrencyLimit: k.ConcurrencyLimit, QuotaUsed: k.QuotaUsed}
+	if k.RateLimit != nil {
+		kv.RateLimit = normalRate(&limits.Rate{Requests: k.RateLimit.Requests, PeriodSeconds: k.RateLimit.PeriodSeconds, Burst: k.RateLimit.Burst})
+	}
+	if k.Quota != nil {
+		kv.Quota = &limits.Quota{Requests: k.Quota.Requests, Period: k.Quota.Period}
+	}
+	if k.QuotaResetsAt != nil {
+		kv.QuotaResetsAt = &keystore.Timestamp{Time: *k.QuotaResetsAt}
+	}
+	return kv
+}
+
+// apiRate is r as the API takes it.
+func apiRate(r limits.Rate) client.Rate {
+	return client.Rate{Requests: r.Requests, PeriodSeconds: r.PeriodSeconds, Burst: r.Burst}
+}
+
+// apiQuota is q as the API takes it.
+func apiQuota(q limits.Quota) client.Quota {
+	return client.Quota{Requests: q.Requests, Period: q.Period}
+}
+
+// apiSetting turns a limit change into the API's, converting its value.
+func apiSetting[T, U any](s *keystore.Setting[T], conv func(T) U) *client.Setting[U] {
+	switch {
+	case s == nil:
+		return nil
+	case s.Value == nil:
+		return client.Clear[U]()
+	}
+	return client.Set(conv(*s.Value))
 }
 
 func nonNilList(s []string) []string {
@@ -148,6 +180,19 @@ func createRemote(e *env, in createInput) error {
 	if in.user != "" && in.serviceAccount != "" {
 		return errors.New("give at most one of --user or --service-account")
 	}
+	if err := in.limitSpec(); err != nil {
+		return err
+	}
+	req := client.CreateRequest{
+		Label: in.spec.Label, Scopes: in.spec.Scopes, CORSHeaders: in.spec.CORSHeaders,
+		ConcurrencyLimit: in.spec.Limits.ConcurrencyLimit,
+	}
+	if r := in.spec.Limits.RateLimit; r != nil {
+		req.RateLimit = new(apiRate(*r))
+	}
+	if q := in.spec.Limits.Quota; q != nil {
+		req.Quota = new(apiQuota(*q))
+	}
 	if in.user != "" {
 		self, err := e.api.GetAccessKey(e.ctx, e.self)
 		if err != nil {
@@ -157,9 +202,7 @@ func createRemote(e *env, in createInput) error {
 			return fmt.Errorf("with --api, create makes keys only for the user of --id (%s) or a service account (--service-account): leave out --user %s", self.OwnerID, in.user)
 		}
 	}
-	k, err := e.api.CreateAccessKey(e.ctx, in.serviceAccount, client.CreateRequest{
-		Label: in.spec.Label, Scopes: in.spec.Scopes, CORSHeaders: in.spec.CORSHeaders,
-	})
+	k, err := e.api.CreateAccessKey(e.ctx, in.serviceAccount, req)
 	if err != nil {
 		return err
 	}
@@ -174,7 +217,7 @@ func listRemote(e *env, owner string) error {
 		return err
 	}
 	now := time.Now()
-	views := make([]keystore.AccessKey, 0, len(keys))
+	views := make([]keyView, 0, len(keys))
 	for i := range keys {
 		if owner == "" || keys[i].OwnerID == owner {
 			views = append(views, remoteView(&keys[i], now))
@@ -219,14 +262,15 @@ func deleteRemote(e *env, id string) error {
 	return err
 }
 
-// updateRemote changes the scopes or allowlist of a key. The API sets
-// disabled with every change, so the key's current value is read first.
+// updateRemote changes the scopes, allowlist or limits of a key. The API
+// sets disabled with every change, so the key's current value is read
+// first.
 func updateRemote(e *env, id string, u keystore.KeyUpdate) error {
 	if u.Label != nil {
 		return errors.New("--label is not available with --api: the management API does not change labels")
 	}
-	if u.Scopes == nil && u.CORSHeaders == nil {
-		return errors.New("nothing to change: give --scope or --cors")
+	if u.Scopes == nil && u.CORSHeaders == nil && !changesLimits(u) {
+		return errors.New("nothing to change: give --scope, --cors, --rate, --concurrency or --quota")
 	}
 	for _, list := range []*[]string{u.Scopes, u.CORSHeaders} {
 		if list != nil && slices.Contains(*list, clearValue) {
@@ -237,17 +281,16 @@ func updateRemote(e *env, id string, u keystore.KeyUpdate) error {
 	if err != nil {
 		return err
 	}
-	k, err := e.api.UpdateAccessKey(e.ctx, id, client.UpdateRequest{Disabled: cur.Disabled, Scopes: u.Scopes, CORSHeaders: u.CORSHeaders})
+	k, err := e.api.UpdateAccessKey(e.ctx, id, client.UpdateRequest{
+		Disabled: cur.Disabled, Scopes: u.Scopes, CORSHeaders: u.CORSHeaders,
+		RateLimit:        apiSetting(u.RateLimit, apiRate),
+		ConcurrencyLimit: apiSetting(u.ConcurrencyLimit, func(n int) int { return n }),
+		Quota:            apiSetting(u.Quota, apiQuota),
+	})
 	if err != nil {
 		return err
 	}
-	v := remoteView(k, time.Now())
-	if e.json {
-		return e.writeJSON(v)
-	}
-	_, err = fmt.Fprintf(e.out, "Access key %s updated.\n  Label:     %s\n  Scopes:    %s\n  Allowlist: %s\n",
-		v.ID, v.Label, scopeList(v.Scopes), listOrNone(v.CORSHeaders))
-	return err
+	return e.printUpdated(remoteView(k, time.Now()), changesLimits(u))
 }
 
 func setPoliciesRemote(e *env, in policyInput) error {

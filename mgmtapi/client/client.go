@@ -67,7 +67,44 @@ type AccessKey struct {
 	ExpiresAt        *time.Time `json:"expiresAt"`
 	OwnerID          string     `json:"ownerId"`
 	ServiceAccountID string     `json:"serviceAccountId,omitempty"`
+	// RateLimit, ConcurrencyLimit and Quota are the key's own limits; nil:
+	// the defaults of the gateway.
+	RateLimit        *Rate  `json:"rateLimit"`
+	ConcurrencyLimit *int   `json:"concurrencyLimit"`
+	Quota            *Quota `json:"quota"`
+	// QuotaUsed is how much of Quota the current period has used, and
+	// QuotaResetsAt when that period ends; nil without a quota.
+	QuotaUsed     *int64     `json:"quotaUsed"`
+	QuotaResetsAt *time.Time `json:"quotaResetsAt"`
 }
+
+// Rate is a rate limit: Requests per PeriodSeconds (1, 60 or 3600), with
+// bursts of up to Burst requests (0 when sent: the rate).
+type Rate struct {
+	Requests      int64 `json:"requests"`
+	PeriodSeconds int64 `json:"periodSeconds"`
+	Burst         int64 `json:"burst,omitempty"`
+}
+
+// Quota is a quota: Requests per UTC "day" or "month".
+type Quota struct {
+	Requests int64  `json:"requests"`
+	Period   string `json:"period"`
+}
+
+// Setting changes an optional setting in an update: a nil *Setting
+// leaves it out of the request, so that it keeps its value; a Setting
+// whose Value is nil is sent as null, which gives back the default.
+type Setting[T any] struct{ Value *T }
+
+// Set returns a Setting that sets v.
+func Set[T any](v T) *Setting[T] { return &Setting[T]{Value: &v} }
+
+// Clear returns a Setting that restores the default.
+func Clear[T any]() *Setting[T] { return &Setting[T]{} }
+
+// MarshalJSON writes the value, or null to clear the setting.
+func (s Setting[T]) MarshalJSON() ([]byte, error) { return json.Marshal(s.Value) }
 
 // KeyPage is one page of access keys; Next is the token of the next
 // page, "" on the last.
@@ -82,14 +119,23 @@ type CreateRequest struct {
 	Label       string   `json:"label"`
 	CORSHeaders []string `json:"corsHeaders,omitempty"`
 	Scopes      []string `json:"scopes,omitempty"`
+	// RateLimit, ConcurrencyLimit and Quota are the key's own limits; nil
+	// ones are not sent, and the key has the defaults.
+	RateLimit        *Rate  `json:"rateLimit,omitempty"`
+	ConcurrencyLimit *int   `json:"concurrencyLimit,omitempty"`
+	Quota            *Quota `json:"quota,omitempty"`
 }
 
 // UpdateRequest changes an access key. Disabled is always sent; a nil
-// list keeps its value and an empty one clears it.
+// list keeps its value and an empty one clears it. A nil limit Setting
+// keeps the limit; Clear sends null, which restores the default.
 type UpdateRequest struct {
-	Disabled    bool      `json:"disabled"`
-	CORSHeaders *[]string `json:"corsHeaders,omitempty"`
-	Scopes      *[]string `json:"scopes,omitempty"`
+	Disabled         bool            `json:"disabled"`
+	CORSHeaders      *[]string       `json:"corsHeaders,omitempty"`
+	Scopes           *[]string       `json:"scopes,omitempty"`
+	RateLimit        *Setting[Rate]  `json:"rateLimit,omitempty"`
+	ConcurrencyLimit *Setting[int]   `json:"concurrencyLimit,omitempty"`
+	Quota            *Setting[Quota] `json:"quota,omitempty"`
 }
 
 // Problem is one entry of the errors of an error answer.
