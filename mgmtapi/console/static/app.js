@@ -1338,12 +1338,21 @@ function fillLimits(k) {
     usage.textContent = `Used ${numFmt.format(used)} of ${numFmt.format(q.requests)} ${q.period === 'month' ? 'this month' : 'today'}`
       + (resets && !Number.isNaN(resets.getTime()) ? `; resets ${fullFmt.format(resets)}.` : '.');
   } else {
-    usage.textContent = 'Empty: the default quota, if the gateway sets one.';
+    usage.textContent = 'Empty: no quota of the key\'s own.';
   }
   const locked = !canManageKeys();
   $('#edit-limits').disabled = locked;
   $('#edit-limits-locked').hidden = !locked;
 }
+
+// Changing a limit clears what was said about it; a rate clears the
+// message that a burst needs one.
+$('#edit-limits').addEventListener('input', (ev) => {
+  const input = ev.target;
+  if (!input.id || !document.getElementById(`${input.id}-error`)) return;
+  setFieldError(input, '');
+  if (input.id === 'edit-rate-requests') setFieldError($('#edit-rate-burst'), '');
+});
 
 /**
  * Reads a whole number from a limit input: null when it is empty, NaN
