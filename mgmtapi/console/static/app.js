@@ -1,6 +1,7 @@
 // accessgate console: sign-in with an access key, personal and
-// organisation-wide access key lists, create / edit / rotate / delete
-// dialogs, and the organisation's key policies. Plain DOM, no framework;
+// organisation-wide access key lists with each key's usage limits and
+// quota use, create / edit / rotate / delete dialogs, and the
+// organisation's key policies. Plain DOM, no framework;
 // every text from the server is inserted as text, never as markup.
 
 const API_BASE = new URL('../api/v1/', document.baseURI);
@@ -11,6 +12,10 @@ const MAX_ORIGINS = 20;
 const MAX_LABEL = 128;
 // Bounds of both key policies, in days, as the API enforces them.
 const MAX_POLICY_DAYS = 365;
+// Bounds of a key's limits, as the API enforces them.
+const MAX_RATE_REQUESTS = 1e9;
+const MAX_CONCURRENCY = 1e6;
+const MAX_QUOTA = 1e12;
 
 // Capabilities the management API checks (holding any one of a set is
 // enough): reading and writing one's own keys, every key of the
@@ -76,8 +81,11 @@ function parseOrigins(text) {
   return text.split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
 }
 
+const numFmt = new Intl.NumberFormat();
+
+/** A count with its noun: "1 key", "1,000 requests". */
 function plural(n, one, many) {
-  return `${n} ${n === 1 ? one : many}`;
+  return `${numFmt.format(n)} ${n === 1 ? one : many}`;
 }
 
 // ------------------------------------------------------------- API client
@@ -574,6 +582,7 @@ function renderList(name) {
     h('th', { scope: 'col', text: 'Status' }),
     h('th', { scope: 'col', text: 'Scopes' }),
     h('th', { scope: 'col', text: 'Allowlist' }),
+    h('th', { scope: 'col', text: 'Limits' }),
     sortHeader('createdAt'),
     sortHeader('lastUsed'),
     sortHeader('expiresAt'),
@@ -600,6 +609,7 @@ function keyRow(name, k) {
     cell('Status', null, h('span', { class: `badge badge-${status}`, text: statusText[status] ?? status })),
     cell('Scopes', null, scopesCell(k)),
     cell('Allowlist', null, allowlistCell(k)),
+    cell('Limits', 'cell-limits', limitsCell(k)),
     cell('Created', null, timeCell(k.createdAt, 'Unknown')),
     cell('Last Used', null, timeCell(k.lastUsed, 'Never')),
     cell('Expires At', null, timeCell(k.expiresAt, 'Never')),
@@ -650,6 +660,80 @@ function allowlistCell(k) {
     const i = o.indexOf('://');
     return i < 0 ? h('li', { text: o }) : h('li', {}, o.slice(0, i + 3), h('wbr'), o.slice(i + 3));
   }));
+}
+
+// ----------------------------------------------------------------- limits
+
+// Rate periods the API accepts, in seconds: short and long names.
+const ratePeriods = { 1: ['s', 'second'], 60: ['min', 'minute'], 3600: ['h', 'hour'] };
+
+/** The burst of a rate, where 0 or absent means the rate itself. */
+function burstOf(r) {
+  return r.burst ? r.burst : r.requests;
+}
+
+/** A rate in short: "100/min", "4/s, burst 8". */
+function rateShort(r) {
+  const unit = ratePeriods[r.periodSeconds]?.[0] ?? `${r.periodSeconds}s`;
+  const burst = burstOf(r);
+  return `${numFmt.format(r.requests)}/${unit}${burst !== r.requests ? `, burst ${numFmt.format(burst)}` : ''}`;
+}
+
+/** A rate in words: "100 requests per minute, bursts of up to 200". */
+function rateWords(r) {
+  const unit = ratePeriods[r.periodSeconds]?.[1] ?? `${r.periodSeconds} seconds`;
+  const burst = burstOf(r);
+  return `${plural(r.requests, 'request', 'requests')} per ${unit}${burst !== r.requests ? `, bursts of up to ${numFmt.format(burst)}` : ''}`;
+}
+
+/**
+ * The Limits cell: the key's own rate and concurrency limits in short
+ * (with the same in words for screen readers), and its quota with how much
+ * of it the current period has used; "-" when the key has none of its own.
+ */
+function limitsCell(k) {
+  const short = [];
+  const words = [];
+  if (k.rateLimit) {
+    short.push(rateShort(k.rateLimit));
+    words.push(`rate ${rateWords(k.rateLimit)}`);
+  }
+  if (k.concurrencyLimit != null) {
+    short.push(`${numFmt.format(k.concurrencyLimit)} conc`);
+    words.push(`at most ${plural(k.concurrencyLimit, 'request', 'requests')} in flight`);
+  }
+  const parts = [];
+  if (short.length) {
+    parts.push(h('p', { class: 'limits-line', title: words.join('; ') },
+      h('span', { class: 'limits-short', 'aria-hidden': 'true', text: short.join(' · ') }),
+      h('span', { class: 'visually-hidden', text: `${words.join('; ')}.` })));
+  }
+  if (k.quota) parts.push(quotaUse(k));
+  if (parts.length === 0) {
+    return h('span', { class: 'muted limits-none', title: 'No limits of its own: the gateway\'s defaults apply' },
+      h('span', { 'aria-hidden': 'true', text: '-' }),
+      h('span', { class: 'visually-hidden', text: 'Gateway defaults' }));
+  }
+  return h('div', { class: 'limits' }, parts);
+}
+
+/** The quota of a key and how much of it the current period has used. */
+function quotaUse(k) {
+  const q = k.quota;
+  const used = Math.max(0, Number(k.quotaUsed ?? 0) || 0);
+  const when = q.period === 'month' ? 'this month' : 'today';
+  const resets = k.quotaResetsAt ? new Date(k.quotaResetsAt) : null;
+  const resetText = resets && !Number.isNaN(resets.getTime()) ? `Resets ${fullFmt.format(resets)}.` : '';
+  const pct = q.requests > 0 ? Math.min(100, Math.round((used / q.requests) * 100)) : 0;
+  return h('div', { class: 'quota', title: resetText || null },
+    h('p', { class: 'quota-text' },
+      h('span', { class: 'quota-used', 'aria-hidden': 'true', text: `${numFmt.format(used)} / ${numFmt.format(q.requests)} ${when}` }),
+      h('span', { class: 'visually-hidden', text: `Quota: ${numFmt.format(used)} of ${plural(q.requests, 'request', 'requests')} used ${when} (${pct}%). ${resetText}` })),
+    // The text above says the same, so the bar is hidden from screen readers.
+    h('meter', {
+      class: 'quota-bar', 'aria-hidden': 'true', min: 0, max: q.requests, value: Math.min(used, q.requests),
+      low: Math.round(q.requests * 0.75), high: Math.round(q.requests * 0.9), optimum: 0,
+    }));
 }
 
 function ownerLine(k) {
@@ -1192,8 +1276,8 @@ createForm.addEventListener('submit', async (ev) => {
   }
 });
 
-// Edit: allowlist and scopes. The API takes no new label on PUT, so the
-// name is shown but not editable.
+// Edit: allowlist, scopes and limits. The API takes no new label on PUT, so
+// the name is shown but not editable.
 const editDialog = $('#edit-dialog');
 const editForm = $('#edit-form');
 let editTarget = null;
@@ -1212,8 +1296,133 @@ function openEdit(name, k, button) {
   box.replaceChildren();
   box.hidden = !custom;
   if (custom) loadScopeCatalogue(box, k.scopes);
+  fillLimits(k);
   $('#edit-submit').disabled = false;
   openDialog(editDialog, { returnFocus: button, initial: $('#edit-cors') });
+}
+
+// The inputs of the Limits section, by the API field they set.
+const limitInputs = {
+  rateLimit: () => $('#edit-rate-requests'),
+  concurrencyLimit: () => $('#edit-concurrency'),
+  quota: () => $('#edit-quota-requests'),
+};
+
+// The field each code of a refused limit belongs to.
+const limitErrorCodes = {
+  'accessKey:invalid_rate_limit': 'rateLimit',
+  'accessKey:invalid_concurrency_limit': 'concurrencyLimit',
+  'accessKey:invalid_quota': 'quota',
+};
+
+/**
+ * Fills the Limits section from a key. Only holders of manageAccessKeys
+ * may change limits, so for any other key the section shows the limits but
+ * is disabled, says why, and the dialog leaves them out of what it sends.
+ */
+function fillLimits(k) {
+  for (const input of [...Object.values(limitInputs).map((f) => f()), $('#edit-rate-burst')]) setFieldError(input, '');
+  const r = k.rateLimit;
+  $('#edit-rate-requests').value = r ? String(r.requests) : '';
+  $('#edit-rate-period').value = String(r && ratePeriods[r.periodSeconds] ? r.periodSeconds : 60);
+  // A burst equal to the rate is the default: the field stays empty.
+  $('#edit-rate-burst').value = r && burstOf(r) !== r.requests ? String(burstOf(r)) : '';
+  $('#edit-concurrency').value = k.concurrencyLimit != null ? String(k.concurrencyLimit) : '';
+  const q = k.quota;
+  $('#edit-quota-requests').value = q ? String(q.requests) : '';
+  $('#edit-quota-period').value = q?.period === 'month' ? 'month' : 'day';
+  const usage = $('#edit-quota-usage');
+  if (q) {
+    const used = Math.max(0, Number(k.quotaUsed ?? 0) || 0);
+    const resets = k.quotaResetsAt ? new Date(k.quotaResetsAt) : null;
+    usage.textContent = `Used ${numFmt.format(used)} of ${numFmt.format(q.requests)} ${q.period === 'month' ? 'this month' : 'today'}`
+      + (resets && !Number.isNaN(resets.getTime()) ? `; resets ${fullFmt.format(resets)}.` : '.');
+  } else {
+    usage.textContent = 'Empty: no quota of the key\'s own.';
+  }
+  const locked = !canManageKeys();
+  $('#edit-limits').disabled = locked;
+  $('#edit-limits-locked').hidden = !locked;
+}
+
+// Changing a limit clears what was said about it; a rate clears the
+// message that a burst needs one.
+$('#edit-limits').addEventListener('input', (ev) => {
+  const input = ev.target;
+  if (!input.id || !document.getElementById(`${input.id}-error`)) return;
+  setFieldError(input, '');
+  if (input.id === 'edit-rate-requests') setFieldError($('#edit-rate-burst'), '');
+});
+
+/**
+ * Reads a whole number from a limit input: null when it is empty, NaN
+ * when it is not a whole number from min to max.
+ */
+function readCount(input, min, max) {
+  const text = input.value.trim();
+  if (text === '' && !input.validity.badInput) return null;
+  if (!/^\d+$/.test(text)) return Number.NaN;
+  const n = Number(text);
+  return Number.isSafeInteger(n) && n >= min && n <= max ? n : Number.NaN;
+}
+
+/**
+ * Reads the Limits section. It returns {values, problems}: values holds
+ * rateLimit, concurrencyLimit and quota as the API takes them (null for
+ * "the default"), problems the inputs whose values are refused, with a
+ * message for each.
+ */
+function readLimits() {
+  const problems = [];
+  const values = {};
+  const reqInput = $('#edit-rate-requests');
+  const burstInput = $('#edit-rate-burst');
+  const requests = readCount(reqInput, 1, MAX_RATE_REQUESTS);
+  const burst = readCount(burstInput, 1, MAX_RATE_REQUESTS);
+  if (Number.isNaN(requests)) {
+    problems.push([reqInput, `Enter a whole number of requests from 1 to ${numFmt.format(MAX_RATE_REQUESTS)}, or leave it empty for the default rate.`]);
+  }
+  if (Number.isNaN(burst)) {
+    problems.push([burstInput, `Enter a burst from 1 to ${numFmt.format(MAX_RATE_REQUESTS)}, or leave it empty for a burst equal to the rate.`]);
+  } else if (burst !== null && requests === null) {
+    problems.push([burstInput, 'A burst needs a rate: enter the requests, or clear the burst.']);
+  }
+  if (requests === null) {
+    values.rateLimit = null;
+  } else if (!Number.isNaN(requests)) {
+    values.rateLimit = { requests, periodSeconds: Number($('#edit-rate-period').value) };
+    if (burst !== null && !Number.isNaN(burst)) values.rateLimit.burst = burst;
+  }
+  const concInput = $('#edit-concurrency');
+  const conc = readCount(concInput, 1, MAX_CONCURRENCY);
+  if (Number.isNaN(conc)) {
+    problems.push([concInput, `Enter a whole number from 1 to ${numFmt.format(MAX_CONCURRENCY)}, or leave it empty for the default.`]);
+  } else {
+    values.concurrencyLimit = conc;
+  }
+  const quotaInput = $('#edit-quota-requests');
+  const quota = readCount(quotaInput, 1, MAX_QUOTA);
+  if (Number.isNaN(quota)) {
+    problems.push([quotaInput, `Enter a whole number of requests from 1 to ${numFmt.format(MAX_QUOTA)}, or leave it empty for the default quota.`]);
+  } else {
+    values.quota = quota === null ? null : { requests: quota, period: $('#edit-quota-period').value };
+  }
+  return { values, problems };
+}
+
+/** Reports whether two limits (rates, counts or quotas; null = default) are the same. */
+function sameLimit(field, a, b) {
+  if (a == null || b == null) return a == null && b == null;
+  if (field === 'rateLimit') return a.requests === b.requests && a.periodSeconds === b.periodSeconds && burstOf(a) === burstOf(b);
+  if (field === 'quota') return a.requests === b.requests && a.period === b.period;
+  return a === b;
+}
+
+/** Says what a limit became, for the status message. */
+function describeLimit(field, v) {
+  if (field === 'rateLimit') return v ? `rate ${rateShort(v)}` : 'default rate';
+  if (field === 'concurrencyLimit') return v != null ? `${numFmt.format(v)} in flight` : 'default concurrency';
+  return v ? `quota ${numFmt.format(v.requests)} per ${v.period}` : 'default quota';
 }
 
 for (const radio of $$('input[name="editScopeMode"]', editForm)) {
@@ -1241,6 +1450,25 @@ editForm.addEventListener('submit', async (ev) => {
     return;
   }
   const body = { disabled: Boolean(k.disabled), corsHeaders };
+  // Limits are sent only when they change (null puts a limit back to the
+  // default), and never by a key that may not change them.
+  const limitsChanged = [];
+  if (!$('#edit-limits').disabled) {
+    for (const input of [...Object.values(limitInputs).map((f) => f()), $('#edit-rate-burst')]) setFieldError(input, '');
+    const { values, problems } = readLimits();
+    if (problems.length) {
+      for (const [input, message] of problems) setFieldError(input, message);
+      showError(banner, new APIError(0, problems.map(([, message]) => ({ code: '', message })), ''), 'The changes were not saved.');
+      problems[0][0].focus();
+      return;
+    }
+    for (const field of Object.keys(limitInputs)) {
+      if (field in values && !sameLimit(field, values[field], k[field] ?? null)) {
+        body[field] = values[field];
+        limitsChanged.push(describeLimit(field, values[field]));
+      }
+    }
+  }
   let scopes = [];
   if ($('#edit-scope-custom').checked) {
     scopes = $$('input[name="scope"]:checked', editDialog).map((i) => i.value);
@@ -1261,11 +1489,22 @@ editForm.addEventListener('submit', async (ev) => {
     editDialog.close('ok');
     const what = [`${plural(corsHeaders.length, 'origin', 'origins')} allowlisted`];
     if (scopesChanged) what.push(scopes.length ? `scopes ${scopes.join(', ')}` : 'Default scope');
+    what.push(...limitsChanged);
     announce(`Access key "${k.label || k.id}" saved: ${what.join('; ')}.`);
     await refreshAfterChange(name, rowFocus(name, k.id));
   } catch (err) {
     if (handleAuthLost(err)) return;
     showError(banner, err, 'The changes were not saved.');
+    // A refused limit is also marked at its field.
+    let first = null;
+    for (const p of err instanceof APIError ? err.problems : []) {
+      const field = limitErrorCodes[p.code];
+      if (!field) continue;
+      const input = limitInputs[field]();
+      setFieldError(input, p.message);
+      first ??= input;
+    }
+    if (first && !first.matches(':disabled')) first.focus();
   } finally {
     submit.disabled = false;
   }
