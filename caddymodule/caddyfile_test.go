@@ -12,6 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	"github.com/accessgate/accessgate/limits"
 )
 
 func TestHandlerCaddyfile(t *testing.T) {
@@ -86,6 +88,9 @@ func TestAppCaddyfile(t *testing.T) {
 		rotation_grace 2m
 		last_used_flush 30s
 		sweep_interval 45s
+		rate_limit owner 4/s burst 8
+		rate_limit key 100/m
+		concurrency_limit key 10
 	}`
 	var a App
 	if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(input)); err != nil {
@@ -95,6 +100,9 @@ func TestAppCaddyfile(t *testing.T) {
 		Redis:     []string{"redis://127.0.0.1:7000", "redis://127.0.0.1:7001", "redis://127.0.0.1:7002"},
 		KeyPrefix: "acme", CacheTTL: caddy.Duration(10 * time.Minute), CacheSize: 500,
 		RotationGrace: caddy.Duration(2 * time.Minute), LastUsedFlush: caddy.Duration(30 * time.Second), SweepInterval: caddy.Duration(45 * time.Second),
+		OwnerRateLimit:      &limits.Rate{Requests: 4, PeriodSeconds: 1, Burst: 8},
+		KeyRateLimit:        &limits.Rate{Requests: 100, PeriodSeconds: 60},
+		KeyConcurrencyLimit: 10,
 	}
 	if !reflect.DeepEqual(a, want) {
 		t.Errorf("got %+v\nwant %+v", a, want)
@@ -105,6 +113,17 @@ func TestAppCaddyfile(t *testing.T) {
 		"access_keys {\n key_prefix {x}\n}",
 		"access_keys {\n redis_sentinel mymaster\n}",
 		"access_keys {\n nonsense 1\n}",
+		"access_keys {\n rate_limit key\n}",
+		"access_keys {\n rate_limit key 5\n}",
+		"access_keys {\n rate_limit key 0/s\n}",
+		"access_keys {\n rate_limit key 5/d\n}",
+		"access_keys {\n rate_limit user 5/s\n}",
+		"access_keys {\n rate_limit key 5/s burst\n}",
+		"access_keys {\n rate_limit key 5/s burst 0\n}",
+		"access_keys {\n rate_limit key 5/s bursts 3\n}",
+		"access_keys {\n concurrency_limit key 0\n}",
+		"access_keys {\n concurrency_limit owner 3\n}",
+		"access_keys {\n concurrency_limit key many\n}",
 	} {
 		var a App
 		if err := a.UnmarshalCaddyfile(caddyfile.NewTestDispenser(bad)); err == nil {

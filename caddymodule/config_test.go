@@ -39,6 +39,10 @@ var badAppConfigs = []struct {
 	{"key_prefix too long", `"key_prefix": "` + strings.Repeat("a", 65) + `"`, "key_prefix"},
 	{"sentinel without addresses", `"redis_sentinel": {"master": "m"}`, "redis_sentinel"},
 	{"unparsable redis URL", `"redis": ["http://127.0.0.1:6379"]`, "redis"},
+	{"negative key_concurrency_limit", `"key_concurrency_limit": -1`, "key_concurrency_limit"},
+	{"key_rate_limit without requests", `"key_rate_limit": {"periodSeconds": 1}`, "key_rate_limit"},
+	{"owner_rate_limit with a day period", `"owner_rate_limit": {"requests": 5, "periodSeconds": 86400}`, "owner_rate_limit"},
+	{"key_rate_limit with a negative burst", `"key_rate_limit": {"requests": 5, "periodSeconds": 1, "burst": -1}`, "key_rate_limit"},
 }
 
 // appJSON is a config with only the access_keys app, holding settings.
