@@ -14,6 +14,7 @@ import (
 	"github.com/accessgate/accessgate/internal/errbody"
 	"github.com/accessgate/accessgate/internal/redistest"
 	"github.com/accessgate/accessgate/keystore"
+	"github.com/accessgate/accessgate/limits"
 	"github.com/accessgate/accessgate/mgmtapi"
 )
 
@@ -27,10 +28,13 @@ type gateway struct {
 	authenticated atomic.Int64
 	holds, held   atomic.Int64 // taken in all, and not released yet
 
-	mu       sync.Mutex
-	forgot   []string
-	audited  []keystore.Event
-	errorIDs []string
+	quotaUsed int64 // the quota use of every key with a quota
+
+	mu         sync.Mutex
+	quotaReads []string // limit IDs and quotas asked for
+	forgot     []string
+	audited    []keystore.Event
+	errorIDs   []string
 }
 
 func (g *gateway) Preflight(w http.ResponseWriter, r *http.Request) bool {
@@ -66,6 +70,14 @@ func (g *gateway) ForgetKey(accessID string)             { g.record(&g.forgot, "
 func (g *gateway) ForgetOwner(ownerID string)            { g.record(&g.forgot, "owner "+ownerID) }
 func (g *gateway) ForgetAll()                            { g.record(&g.forgot, "all") }
 func (g *gateway) logErrorID(_ *http.Request, id string) { g.record(&g.errorIDs, id) }
+
+// quotaResetsAt is when the fake gateway says every quota period ends.
+var quotaResetsAt = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+func (g *gateway) QuotaUsage(_ context.Context, limitID string, q limits.Quota) (int64, time.Time, error) {
+	g.record(&g.quotaReads, limitID+" "+q.String())
+	return g.quotaUsed, quotaResetsAt, nil
+}
 
 func (g *gateway) AuditRefusal(e keystore.Event) {
 	g.mu.Lock()
