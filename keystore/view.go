@@ -98,7 +98,7 @@ func View(k *Key, pol Policies, lastUsed time.Time, p *Principal, secret string,
 	}
 	v.EffectiveScopes = []string{}
 	if p != nil && p.Active {
-		v.EffectiveScopes = EffectiveScopes(k.Scopes, p.Capabilities)
+		v.EffectiveScopes = nonNil(EffectiveScopes(k.Scopes, p.Capabilities))
 	}
 	switch {
 	case k.DisabledReason == DisabledExpired || !v.ExpiresAt.IsZero() && !now.Before(v.ExpiresAt.Time):

@@ -40,6 +40,13 @@ func wholeNumber(v json.RawMessage) (int64, bool) {
 	return n, err == nil
 }
 
+// isJSONNumber reports whether v is a JSON number (not a string holding
+// one).
+func isJSONNumber(v json.RawMessage) bool {
+	v = bytes.TrimSpace(v)
+	return len(v) > 0 && (v[0] == '-' || v[0] >= '0' && v[0] <= '9')
+}
+
 // object reads a field holding a JSON object into its members; it records
 // a problem and returns nil when the field is something else.
 func (b *jsonBody) object(name, want string) map[string]json.RawMessage {
@@ -97,8 +104,7 @@ func (b *jsonBody) concurrency(name string) *keystore.Setting[int] {
 	if v == nil {
 		return keystore.Clear[int]()
 	}
-	var num json.Number
-	if json.Unmarshal(v, &num) != nil {
+	if !isJSONNumber(v) {
 		b.wrongType(name, "a whole number or null")
 		return nil
 	}

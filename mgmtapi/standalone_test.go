@@ -186,8 +186,31 @@ func TestHandlerWithoutCaddy(t *testing.T) {
 	}
 	g.mu.Unlock()
 
+	// Quota usage comes from the gateway, asked under the key's limit
+	// ID, for keys with a quota only.
+	g.quotaUsed = 17
+	if _, err := store.UpdateKey(ctx, carol.id, keystore.KeyUpdate{Quota: keystore.Set(limits.Quota{Requests: 10, Period: limits.PeriodDay})}, testOp); err != nil {
+		t.Fatal(err)
+	}
+	got = apiDo(t, http.MethodGet, base+"/accessKeys?limit=1000", &admin, nil).ok(t, http.StatusOK)
+	for _, x := range got["data"].([]any) {
+		m := x.(map[string]any)
+		want, wantReset := 0.0, any(nil)
+		if m["id"] == carol.id {
+			want, wantReset = 17, "2026-12-01T00:00:00.000Z"
+		}
+		if m["quotaUsed"] != want || m["quotaResetsAt"] != wantReset {
+			t.Errorf("key %v: quotaUsed %v, quotaResetsAt %v; want %v, %v", m["id"], m["quotaUsed"], m["quotaResetsAt"], want, wantReset)
+		}
+	}
+	g.mu.Lock()
+	if want := []string{carol.id + " 10/day"}; !slices.Equal(g.quotaReads, want) {
+		t.Errorf("quota reads %q, want %q", g.quotaReads, want)
+	}
+	g.mu.Unlock()
+
 	eventually(t, 10*time.Second, "every hold released", func() bool { return g.held.Load() == 0 })
-	if n := g.holds.Load(); n != 8 {
-		t.Errorf("%d holds, want one per authenticated request (8)", n)
+	if n := g.holds.Load(); n != 9 {
+		t.Errorf("%d holds, want one per authenticated request (9)", n)
 	}
 }
