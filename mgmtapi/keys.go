@@ -195,7 +195,8 @@ func listServiceAccountKeys(sa string) apiFunc {
 }
 
 // createKey serves POST /accessKeys (a key for the caller) and, with sa
-// set, POST /serviceAccounts/{sa}/accessKeys.
+// set, POST /serviceAccounts/{sa}/accessKeys. Giving the new key usage
+// limits of its own needs manageAccessKeys.
 func createKey(sa string) apiFunc {
 	return func(c *apiCall) error {
 		owner := c.ident.OwnerID
