@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/accessgate/accessgate/keystore"
+	"github.com/accessgate/accessgate/limits"
 	"github.com/accessgate/accessgate/mgmtapi"
 )
 
@@ -164,6 +165,11 @@ func (i apiInstance) ForgetKey(accessID string)          { i.st.forgetKey(access
 func (i apiInstance) ForgetOwner(ownerID string)         { i.st.forgetOwner(ownerID) }
 func (i apiInstance) ForgetAll()                         { i.st.forgetAll() }
 func (i apiInstance) AuditRefusal(e keystore.Event)      { i.st.audit.reject(e) }
+
+// QuotaUsage reads a key's quota counter from the app's Redis.
+func (i apiInstance) QuotaUsage(ctx context.Context, limitID string, q limits.Quota) (int64, time.Time, error) {
+	return limits.QuotaUsage(ctx, i.st.rdb, i.st.cfg.KeyPrefix, limitID, q, i.st.now())
+}
 
 // logErrorID adds the error id of a management API error to the request's
 // access log entry.

@@ -1,5 +1,7 @@
 package keystore
 
+import "github.com/accessgate/accessgate/limits"
+
 // UserView is a user as the management API and the command line's --json
 // show it.
 type UserView struct {
@@ -13,6 +15,9 @@ type UserView struct {
 	CreatedBy  string    `json:"createdBy"`
 	ModifiedAt Timestamp `json:"modifiedAt"`
 	ModifiedBy string    `json:"modifiedBy"`
+	// RateLimit overrides the default rate limit of owners (all keys of
+	// the owner together); null: the default. It shows its burst.
+	RateLimit *limits.Rate `json:"rateLimit"`
 }
 
 // ServiceAccountView is a service account as the management API and the
@@ -27,6 +32,9 @@ type ServiceAccountView struct {
 	CreatedBy  string    `json:"createdBy"`
 	ModifiedAt Timestamp `json:"modifiedAt"`
 	ModifiedBy string    `json:"modifiedBy"`
+	// RateLimit overrides the default rate limit of owners (all keys of
+	// the owner together); null: the default. It shows its burst.
+	RateLimit *limits.Rate `json:"rateLimit"`
 }
 
 // RoleView is a role as the management API and the command line's --json
@@ -47,6 +55,7 @@ func ViewUser(o *Owner) UserView {
 	return UserView{
 		ID: o.ID, Email: o.Email, FirstName: o.FirstName, LastName: o.LastName, RoleIDs: nonNil(o.RoleIDs), IsActive: o.IsActive,
 		CreatedAt: Timestamp{o.CreatedAt}, CreatedBy: o.CreatedBy, ModifiedAt: Timestamp{o.ModifiedAt}, ModifiedBy: o.ModifiedBy,
+		RateLimit: viewRate(o.RateLimit),
 	}
 }
 
@@ -55,6 +64,7 @@ func ViewServiceAccount(o *Owner) ServiceAccountView {
 	return ServiceAccountView{
 		ID: o.ID, Name: o.Name, Email: o.Email, RoleIDs: nonNil(o.RoleIDs), IsActive: o.IsActive,
 		CreatedAt: Timestamp{o.CreatedAt}, CreatedBy: o.CreatedBy, ModifiedAt: Timestamp{o.ModifiedAt}, ModifiedBy: o.ModifiedBy,
+		RateLimit: viewRate(o.RateLimit),
 	}
 }
 

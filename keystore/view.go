@@ -3,6 +3,8 @@ package keystore
 import (
 	"bytes"
 	"time"
+
+	"github.com/accessgate/accessgate/limits"
 )
 
 // TimeFormat is how every time of the API is written: RFC 3339, UTC, with
@@ -49,6 +51,11 @@ type AccessKey struct {
 	ServiceAccountID string    `json:"serviceAccountId,omitempty"`
 	// Status is active, deactivated or expired.
 	Status string `json:"status"`
+	// RateLimit, ConcurrencyLimit and Quota are the key's overrides of
+	// the default limits; null: the default. A rate shows its burst.
+	RateLimit        *limits.Rate  `json:"rateLimit"`
+	ConcurrencyLimit *int          `json:"concurrencyLimit"`
+	Quota            *limits.Quota `json:"quota"`
 }
 
 // Key statuses shown in AccessKey.Status.
@@ -76,13 +83,22 @@ func View(k *Key, pol Policies, lastUsed time.Time, p *Principal, secret string,
 		ExpiresAt:   Timestamp{pol.ExpiresAt(k)},
 		OwnerID:     k.OwnerID,
 		Status:      StatusActive,
+		RateLimit:   viewRate(k.RateLimit),
+	}
+	if k.ConcurrencyLimit != nil {
+		n := *k.ConcurrencyLimit
+		v.ConcurrencyLimit = &n
+	}
+	if k.Quota != nil {
+		q := *k.Quota
+		v.Quota = &q
 	}
 	if k.OwnerKind == OwnerServiceAccount {
 		v.ServiceAccountID = k.OwnerID
 	}
 	v.EffectiveScopes = []string{}
 	if p != nil && p.Active {
-		v.EffectiveScopes = EffectiveScopes(k.Scopes, p.Capabilities)
+		v.EffectiveScopes = nonNil(EffectiveScopes(k.Scopes, p.Capabilities))
 	}
 	switch {
 	case k.DisabledReason == DisabledExpired || !v.ExpiresAt.IsZero() && !now.Before(v.ExpiresAt.Time):
@@ -92,6 +108,15 @@ func View(k *Key, pol Policies, lastUsed time.Time, p *Principal, secret string,
 		v.Status = StatusDeactivated
 	}
 	return v
+}
+
+// viewRate returns a copy of r with its burst filled in, or nil.
+func viewRate(r *limits.Rate) *limits.Rate {
+	if r == nil {
+		return nil
+	}
+	n := r.Normalized()
+	return &n
 }
 
 func nonNil(s []string) []string {

@@ -407,7 +407,8 @@ func fieldsExactly(t testing.TB, m map[string]any, fields ...string) {
 // accessKeyFields are the fields of an AccessKey not owned by a service
 // account.
 var accessKeyFields = []string{"id", "label", "key", "corsHeaders", "disabled", "scopes", "effectiveScopes",
-	"createdAt", "createdBy", "modifiedAt", "modifiedBy", "lastUsed", "expiresAt", "ownerId"}
+	"createdAt", "createdBy", "modifiedAt", "modifiedBy", "lastUsed", "expiresAt", "ownerId",
+	"rateLimit", "concurrencyLimit", "quota", "quotaUsed", "quotaResetsAt"}
 
 // strList converts a decoded JSON array of strings.
 func strList(t testing.TB, v any) []string {

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/accessgate/accessgate/keystore"
+	"github.com/accessgate/accessgate/limits"
 	"github.com/accessgate/accessgate/mgmtapi/console"
 )
 
@@ -56,6 +57,11 @@ type Instance interface {
 	// LastUsed returns the latest use of a key that the instance has not
 	// written to Redis yet, or the zero time.
 	LastUsed(accessID string) time.Time
+
+	// QuotaUsage reads how much of quota q the key whose use is limited
+	// as limitID (keystore.Key.LimitID) has used in the current period,
+	// and when that period ends.
+	QuotaUsage(ctx context.Context, limitID string, q limits.Quota) (used int64, resetsAt time.Time, err error)
 
 	// AuditRefusal queues the audit event of a refused request, off the
 	// request path (the queue may drop events under a flood).

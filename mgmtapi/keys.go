@@ -6,6 +6,7 @@ import (
 
 	"github.com/accessgate/accessgate/internal/errbody"
 	"github.com/accessgate/accessgate/keystore"
+	"github.com/accessgate/accessgate/limits"
 )
 
 // Paging of the list endpoints.
@@ -32,6 +33,14 @@ type apiAccessKey struct {
 	ExpiresAt        keystore.Timestamp `json:"expiresAt"`
 	OwnerID          string             `json:"ownerId"`
 	ServiceAccountID string             `json:"serviceAccountId,omitempty"`
+	RateLimit        *limits.Rate       `json:"rateLimit"`
+	ConcurrencyLimit *int               `json:"concurrencyLimit"`
+	Quota            *limits.Quota      `json:"quota"`
+	// QuotaUsed is the part of the quota used in the current period (0
+	// without a quota); QuotaResetsAt is when that period ends (null
+	// without a quota).
+	QuotaUsed     int64              `json:"quotaUsed"`
+	QuotaResetsAt keystore.Timestamp `json:"quotaResetsAt"`
 }
 
 func apiKeyOf(v keystore.AccessKey) apiAccessKey {
@@ -40,6 +49,7 @@ func apiKeyOf(v keystore.AccessKey) apiAccessKey {
 		Scopes: v.Scopes, EffectiveScopes: v.EffectiveScopes,
 		CreatedAt: v.CreatedAt, CreatedBy: v.CreatedBy, ModifiedAt: v.ModifiedAt, ModifiedBy: v.ModifiedBy,
 		LastUsed: v.LastUsed, ExpiresAt: v.ExpiresAt, OwnerID: v.OwnerID, ServiceAccountID: v.ServiceAccountID,
+		RateLimit: v.RateLimit, ConcurrencyLimit: v.ConcurrencyLimit, Quota: v.Quota,
 	}
 }
 
@@ -107,6 +117,9 @@ func (c *apiCall) views(keys []*keystore.Key, secret string) ([]apiAccessKey, er
 			lu = t
 		}
 		out = append(out, apiKeyOf(keystore.View(k, pol, lu, principals[k.OwnerID], secret, now)))
+	}
+	if err := c.fillQuotaUsage(keys, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -182,7 +195,8 @@ func listServiceAccountKeys(sa string) apiFunc {
 }
 
 // createKey serves POST /accessKeys (a key for the caller) and, with sa
-// set, POST /serviceAccounts/{sa}/accessKeys.
+// set, POST /serviceAccounts/{sa}/accessKeys. Giving the new key usage
+// limits of its own needs manageAccessKeys.
 func createKey(sa string) apiFunc {
 	return func(c *apiCall) error {
 		owner := c.ident.OwnerID
@@ -213,7 +227,16 @@ func createKey(sa string) apiFunc {
 		if v := body.strs("scopes"); v != nil {
 			spec.Scopes = *v
 		}
+		spec.Limits = keystore.KeyLimits{
+			RateLimit:        settingOrNil(body.rate("rateLimit")),
+			ConcurrencyLimit: settingOrNil(body.concurrency("concurrencyLimit")),
+			Quota:            settingOrNil(body.quota("quota")),
+		}
 		if err := body.err(); err != nil {
+			return err
+		}
+		l := spec.Limits
+		if err := c.checkLimitsChange(l.RateLimit != nil || l.ConcurrencyLimit != nil || l.Quota != nil); err != nil {
 			return err
 		}
 		if err := c.checkScopes(spec.Scopes); err != nil {
@@ -281,8 +304,9 @@ func getKey(sa, id string) apiFunc {
 }
 
 // updateKey serves PUT /accessKeys/{id}: disabled (required),
-// corsHeaders and scopes. New scopes must keep the key within the calling
-// key's effective scopes.
+// corsHeaders, scopes and the usage limits. New scopes must keep the key
+// within the calling key's effective scopes; changing a limit needs
+// manageAccessKeys.
 func updateKey(sa, id string) apiFunc {
 	return func(c *apiCall) error {
 		k, err := c.loadKey(sa, id, true)
@@ -299,7 +323,14 @@ func updateKey(sa, id string) apiFunc {
 		}
 		u.CORSHeaders = body.strs("corsHeaders")
 		u.Scopes = body.strs("scopes")
+		u.RateLimit = body.rate("rateLimit")
+		u.ConcurrencyLimit = body.concurrency("concurrencyLimit")
+		u.Quota = body.quota("quota")
 		if err := body.err(); err != nil {
+			return err
+		}
+		keepUnchangedLimits(&u, k)
+		if err := c.checkLimitsChange(u.RateLimit != nil || u.ConcurrencyLimit != nil || u.Quota != nil); err != nil {
 			return err
 		}
 		if u.Scopes != nil {

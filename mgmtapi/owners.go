@@ -36,8 +36,12 @@ func (c *apiCall) forgetOwner(id string) { c.inst.ForgetOwner(id) }
 func (c *apiCall) forgetAll() { c.inst.ForgetAll() }
 
 // readOwner reads the writable fields of a user or service account from
-// the body into o; fields left out keep their value.
+// the body into o; fields left out keep their value, and a null rateLimit
+// clears the owner's rate limit (the default applies).
 func (k ownerRoutes) readOwner(body *jsonBody, o *keystore.Owner) {
+	if s := body.rate("rateLimit"); !sameRate(s, o.RateLimit) {
+		o.RateLimit = settingOrNil(s)
+	}
 	if v := body.str("email"); v != nil {
 		o.Email = *v
 	}

@@ -12,8 +12,8 @@ import (
 )
 
 var (
-	userFields           = []string{"id", "email", "firstName", "lastName", "roleIds", "isActive", "createdAt", "createdBy", "modifiedAt", "modifiedBy"}
-	serviceAccountFields = []string{"id", "name", "email", "roleIds", "isActive", "createdAt", "createdBy", "modifiedAt", "modifiedBy"}
+	userFields           = []string{"id", "email", "firstName", "lastName", "roleIds", "isActive", "createdAt", "createdBy", "modifiedAt", "modifiedBy", "rateLimit"}
+	serviceAccountFields = []string{"id", "name", "email", "roleIds", "isActive", "createdAt", "createdBy", "modifiedAt", "modifiedBy", "rateLimit"}
 	roleFields           = []string{"id", "name", "description", "capabilities", "createdAt", "createdBy", "modifiedAt", "modifiedBy"}
 )
 

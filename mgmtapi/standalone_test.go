@@ -14,6 +14,7 @@ import (
 	"github.com/accessgate/accessgate/internal/errbody"
 	"github.com/accessgate/accessgate/internal/redistest"
 	"github.com/accessgate/accessgate/keystore"
+	"github.com/accessgate/accessgate/limits"
 	"github.com/accessgate/accessgate/mgmtapi"
 )
 
@@ -27,10 +28,13 @@ type gateway struct {
 	authenticated atomic.Int64
 	holds, held   atomic.Int64 // taken in all, and not released yet
 
-	mu       sync.Mutex
-	forgot   []string
-	audited  []keystore.Event
-	errorIDs []string
+	quotaUsed int64 // the quota use of every key with a quota
+
+	mu         sync.Mutex
+	quotaReads []string // limit IDs and quotas asked for
+	forgot     []string
+	audited    []keystore.Event
+	errorIDs   []string
 }
 
 func (g *gateway) Preflight(w http.ResponseWriter, r *http.Request) bool {
@@ -66,6 +70,14 @@ func (g *gateway) ForgetKey(accessID string)             { g.record(&g.forgot, "
 func (g *gateway) ForgetOwner(ownerID string)            { g.record(&g.forgot, "owner "+ownerID) }
 func (g *gateway) ForgetAll()                            { g.record(&g.forgot, "all") }
 func (g *gateway) logErrorID(_ *http.Request, id string) { g.record(&g.errorIDs, id) }
+
+// quotaResetsAt is when the fake gateway says every quota period ends.
+var quotaResetsAt = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+func (g *gateway) QuotaUsage(_ context.Context, limitID string, q limits.Quota) (int64, time.Time, error) {
+	g.record(&g.quotaReads, limitID+" "+q.String())
+	return g.quotaUsed, quotaResetsAt, nil
+}
 
 func (g *gateway) AuditRefusal(e keystore.Event) {
 	g.mu.Lock()
@@ -174,8 +186,31 @@ func TestHandlerWithoutCaddy(t *testing.T) {
 	}
 	g.mu.Unlock()
 
+	// Quota usage comes from the gateway, asked under the key's limit
+	// ID, for keys with a quota only.
+	g.quotaUsed = 17
+	if _, err := store.UpdateKey(ctx, carol.id, keystore.KeyUpdate{Quota: keystore.Set(limits.Quota{Requests: 10, Period: limits.PeriodDay})}, testOp); err != nil {
+		t.Fatal(err)
+	}
+	got = apiDo(t, http.MethodGet, base+"/accessKeys?limit=1000", &admin, nil).ok(t, http.StatusOK)
+	for _, x := range got["data"].([]any) {
+		m := x.(map[string]any)
+		want, wantReset := 0.0, any(nil)
+		if m["id"] == carol.id {
+			want, wantReset = 17, "2026-12-01T00:00:00.000Z"
+		}
+		if m["quotaUsed"] != want || m["quotaResetsAt"] != wantReset {
+			t.Errorf("key %v: quotaUsed %v, quotaResetsAt %v; want %v, %v", m["id"], m["quotaUsed"], m["quotaResetsAt"], want, wantReset)
+		}
+	}
+	g.mu.Lock()
+	if want := []string{carol.id + " 10/day"}; !slices.Equal(g.quotaReads, want) {
+		t.Errorf("quota reads %q, want %q", g.quotaReads, want)
+	}
+	g.mu.Unlock()
+
 	eventually(t, 10*time.Second, "every hold released", func() bool { return g.held.Load() == 0 })
-	if n := g.holds.Load(); n != 8 {
-		t.Errorf("%d holds, want one per authenticated request (8)", n)
+	if n := g.holds.Load(); n != 9 {
+		t.Errorf("%d holds, want one per authenticated request (9)", n)
 	}
 }
