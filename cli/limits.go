@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -146,26 +147,22 @@ func flagProblems(problems []string) error {
 // AccessKey of the management API with its limits.
 type keyView struct {
 	keystore.AccessKey
-	// RateLimit, ConcurrencyLimit and Quota are the key's overrides; nil:
-	// the default.
-	RateLimit        *limits.Rate  `json:"rateLimit"`
-	ConcurrencyLimit *int          `json:"concurrencyLimit"`
-	Quota            *limits.Quota `json:"quota"`
-	// QuotaUsed and QuotaResetsAt say how much of Quota the current period
-	// has used and when it ends; nil without a quota.
-	QuotaUsed     *int64              `json:"quotaUsed"`
+	// QuotaUsed and QuotaResetsAt say how much of the key's quota the
+	// current period has used (0 without a quota) and when it ends (nil
+	// without a quota), as the management API shows them.
+	QuotaUsed     int64               `json:"quotaUsed"`
 	QuotaResetsAt *keystore.Timestamp `json:"quotaResetsAt"`
 }
 
 // withLimits adds the limits of k, and the use of its quota, to v.
 func (e *env) withLimits(v keystore.AccessKey, k *keystore.Key) (keyView, error) {
-	kv := keyView{AccessKey: v, RateLimit: normalRate(k.RateLimit), ConcurrencyLimit: k.ConcurrencyLimit, Quota: k.Quota}
+	kv := keyView{AccessKey: v}
 	if k.Quota != nil {
 		used, resets, err := limits.QuotaUsage(e.ctx, e.store.Client(), e.store.Prefix(), k.LimitID(), *k.Quota, e.store.Now())
 		if err != nil {
 			return keyView{}, fmt.Errorf("reading the quota use of %s: %w", k.ID, err)
 		}
-		kv.QuotaUsed, kv.QuotaResetsAt = &used, &keystore.Timestamp{Time: resets}
+		kv.QuotaUsed, kv.QuotaResetsAt = used, &keystore.Timestamp{Time: resets.UTC().Truncate(time.Millisecond)}
 	}
 	return kv, nil
 }

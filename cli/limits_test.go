@@ -31,7 +31,9 @@ func storedLimits(t *testing.T, store *keystore.Store, id string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return limitsJSON(t, keyView{RateLimit: normalRate(k.RateLimit), ConcurrencyLimit: k.ConcurrencyLimit, Quota: k.Quota})
+	var v keyView
+	v.RateLimit, v.ConcurrencyLimit, v.Quota = normalRate(k.RateLimit), k.ConcurrencyLimit, k.Quota
+	return limitsJSON(t, v)
 }
 
 // noLimits is limitsJSON of a key with the defaults.
@@ -230,10 +232,13 @@ func TestCLIListLimits(t *testing.T) {
 	}
 	raw := decodeJSON[struct{ Data []map[string]any }](t, c.ok("list", "--json"))
 	for _, k := range raw.Data {
-		for _, f := range []string{"rateLimit", "concurrencyLimit", "quota", "quotaUsed", "quotaResetsAt"} {
+		for _, f := range []string{"rateLimit", "concurrencyLimit", "quota", "quotaResetsAt"} {
 			if v, ok := k[f]; !ok || v != nil {
 				t.Errorf("list --json: %s of a key without limits = %v (present %v), want null", f, v, ok)
 			}
+		}
+		if v, ok := k["quotaUsed"]; !ok || v != float64(0) {
+			t.Errorf("list --json: quotaUsed of a key without limits = %v (present %v), want 0 as the API shows it", v, ok)
 		}
 	}
 
@@ -267,14 +272,14 @@ func TestCLIListLimits(t *testing.T) {
 	for _, k := range listed.Data {
 		switch k.ID {
 		case plain.ID:
-			if got := limitsJSON(t, k); got != noLimits || k.QuotaUsed != nil || k.QuotaResetsAt != nil {
+			if got := limitsJSON(t, k); got != noLimits || k.QuotaUsed != 0 || k.QuotaResetsAt != nil {
 				t.Errorf("list --json, plain key: %s, quota used %v, resets %v", got, k.QuotaUsed, k.QuotaResetsAt)
 			}
 		case limited.ID:
 			if got := limitsJSON(t, k); got != `{"concurrencyLimit":10,"quota":{"requests":1000,"period":"day"},"rateLimit":{"requests":100,"periodSeconds":60,"burst":100}}` {
 				t.Errorf("list --json, limited key: %s", got)
 			}
-			if k.QuotaUsed == nil || *k.QuotaUsed != 7 {
+			if k.QuotaUsed != 7 {
 				t.Errorf("list --json, quotaUsed = %v, want 7", k.QuotaUsed)
 			}
 			if k.QuotaResetsAt == nil || !k.QuotaResetsAt.After(now) || k.QuotaResetsAt.Truncate(24*time.Hour) != k.QuotaResetsAt.Time {
@@ -292,15 +297,20 @@ func TestCLIListLimits(t *testing.T) {
 // TestLimitList: the compact form of a key's limits.
 func TestLimitList(t *testing.T) {
 	n := 10
+	lim := func(r *limits.Rate, c *int, q *limits.Quota) keyView {
+		var v keyView
+		v.RateLimit, v.ConcurrencyLimit, v.Quota = r, c, q
+		return v
+	}
 	tests := []struct {
 		v    keyView
 		want string
 	}{
 		{keyView{}, "-"},
-		{keyView{RateLimit: &limits.Rate{Requests: 100, PeriodSeconds: 60, Burst: 100}}, "100/m"},
-		{keyView{RateLimit: &limits.Rate{Requests: 4, PeriodSeconds: 1, Burst: 8}, ConcurrencyLimit: &n}, "4/s burst 8, 10 conc"},
-		{keyView{Quota: &limits.Quota{Requests: 1000, Period: "month"}}, "1000/month"},
-		{keyView{RateLimit: &limits.Rate{Requests: 5, PeriodSeconds: 3600}, ConcurrencyLimit: &n, Quota: &limits.Quota{Requests: 1000, Period: "day"}}, "5/h, 10 conc, 1000/day"},
+		{lim(&limits.Rate{Requests: 100, PeriodSeconds: 60, Burst: 100}, nil, nil), "100/m"},
+		{lim(&limits.Rate{Requests: 4, PeriodSeconds: 1, Burst: 8}, &n, nil), "4/s burst 8, 10 conc"},
+		{lim(nil, nil, &limits.Quota{Requests: 1000, Period: "month"}), "1000/month"},
+		{lim(&limits.Rate{Requests: 5, PeriodSeconds: 3600}, &n, &limits.Quota{Requests: 1000, Period: "day"}), "5/h, 10 conc, 1000/day"},
 	}
 	for _, tc := range tests {
 		if got := tc.v.limitList(); got != tc.want {
@@ -378,7 +388,7 @@ func TestCLIRemoteUpdateSendsLimits(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	v := decodeJSON[keyView](t, r.out)
-	if v.QuotaUsed == nil || *v.QuotaUsed != 12 || v.QuotaResetsAt == nil || !v.QuotaResetsAt.Equal(time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)) {
+	if v.QuotaUsed != 12 || v.QuotaResetsAt == nil || !v.QuotaResetsAt.Equal(time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("update --json: quota used %v, resets at %v", v.QuotaUsed, v.QuotaResetsAt)
 	}
 	n := len(api.puts)

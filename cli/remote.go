@@ -132,7 +132,11 @@ func remoteView(k *client.AccessKey, now time.Time) keyView {
 	case k.Disabled:
 		v.Status = keystore.StatusDeactivated
 	}
-	kv := keyView{AccessKey: v, ConcurrencyLimit: k.ConcurrencyLimit, QuotaUsed: k.QuotaUsed}
+	kv := keyView{AccessKey: v}
+	kv.ConcurrencyLimit = k.ConcurrencyLimit
+	if k.QuotaUsed != nil {
+		kv.QuotaUsed = *k.QuotaUsed
+	}
 	if k.RateLimit != nil {
 		kv.RateLimit = normalRate(&limits.Rate{Requests: k.RateLimit.Requests, PeriodSeconds: k.RateLimit.PeriodSeconds, Burst: k.RateLimit.Burst})
 	}
