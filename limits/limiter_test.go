@@ -17,7 +17,7 @@ import (
 
 const testPrefix = "lt"
 
-func newRedis(t *testing.T, addr string) redis.UniversalClient {
+func newRedis(t testing.TB, addr string) redis.UniversalClient {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 300 * time.Millisecond})
 	t.Cleanup(func() { rdb.Close() })

@@ -13,6 +13,8 @@
 #   (d) access_keys with cache misses (100k keys through a 1,000-entry
 #       cache) + reverse_proxy
 #   (e) respond alone, (f) access_keys + respond
+#   (g), (h), (i) as (c) with keys under a rate limit, a quota and a
+#       concurrency limit that are never reached: what enforcing costs
 # and prints throughput and p50/p99 latency, each as a ratio to (a) in the
 # same round (the order of the variants is shuffled in each round). Every
 # variant gets the same requests: the baselines ignore the Authorization
@@ -174,7 +176,7 @@ echo "bench: machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut
 	-plain "127.0.0.1:$P_A" -plain-headers "127.0.0.1:$P_A2" -basic "127.0.0.1:$P_B" -basic-nocache "127.0.0.1:$P_B2" -basic-pass "$BASIC_PASS" \
 	-hits "127.0.0.1:$P_C" -misses "127.0.0.1:$P_D" \
 	-respond "127.0.0.1:$P_E" -keys-respond "127.0.0.1:$P_F" \
-	-rounds "$ROUNDS" -phase "$PHASE" -c "$CONNS" -miss-keys "$MISS_KEYS" -caddy-pid "$caddy_pid" || {
+	-limited -rounds "$ROUNDS" -phase "$PHASE" -c "$CONNS" -miss-keys "$MISS_KEYS" -caddy-pid "$caddy_pid" || {
 	echo "bench: load run failed; caddy log tail:" >&2
 	tail -20 "$work/caddy.log" >&2
 	exit 1

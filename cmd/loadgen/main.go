@@ -27,6 +27,7 @@ import (
 
 	"github.com/accessgate/accessgate/internal/loadgen"
 	"github.com/accessgate/accessgate/keystore"
+	"github.com/accessgate/accessgate/limits"
 )
 
 func main() {
@@ -178,6 +179,7 @@ func run(args []string) error {
 	basicUser := fs.String("basic-user", "bench", "basic_auth user")
 	basicPass := fs.String("basic-pass", "", "basic_auth password")
 	hits := fs.String("hits", "", "address of (c) access_keys + reverse_proxy, cache hits")
+	limited := fs.Bool("limited", false, "also load (c) with keys under a rate limit (g), a quota (h) and a concurrency limit (i), none of them reached")
 	misses := fs.String("misses", "", "address of (d) access_keys + reverse_proxy, cache misses")
 	respond := fs.String("respond", "", "address of (e) respond")
 	keysRespond := fs.String("keys-respond", "", "address of (f) access_keys + respond")
@@ -222,6 +224,38 @@ func run(args []string) error {
 		return out
 	}
 	hotAuth, coldAuth := auths(hot), auths(cold)
+	// Keys whose limits are never reached, so that (g), (h) and (i)
+	// measure what enforcing a limit costs.
+	limitedAuth := func(l keystore.KeyLimits) ([]string, error) {
+		var out []string
+		for i := range *hotN {
+			k, secret, err := store.CreateKey(ctx, keystore.KeySpec{Label: "bench", OwnerID: owners[i%len(owners)], Limits: l}, keystore.Operator{ID: "loadgen"})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, loadgen.Cred{ID: k.ID, Secret: secret}.Authorization())
+		}
+		return out, nil
+	}
+	var rateAuth, quotaAuth, concAuth []string
+	if *limited {
+		conc := limits.MaxConcurrency
+		if rateAuth, err = limitedAuth(keystore.KeyLimits{RateLimit: &limits.Rate{Requests: limits.MaxRequests, PeriodSeconds: 1}}); err != nil {
+			return err
+		}
+		if quotaAuth, err = limitedAuth(keystore.KeyLimits{Quota: &limits.Quota{Requests: limits.MaxQuota, Period: limits.PeriodMonth}}); err != nil {
+			return err
+		}
+		if concAuth, err = limitedAuth(keystore.KeyLimits{ConcurrencyLimit: &conc}); err != nil {
+			return err
+		}
+	}
+	limitedAddr := func() string {
+		if *limited {
+			return *hits
+		}
+		return ""
+	}
 	basicAuth := []string{loadgen.Cred{ID: *basicUser, Secret: *basicPass}.Authorization()}
 
 	// The baselines get the very requests of the access_keys variants,
@@ -240,6 +274,9 @@ func run(args []string) error {
 		{Name: "(d) access_keys (misses) + reverse_proxy", Addr: *misses, Path: *path, Concurrency: *conc, Auth: coldAuth, Rotate: true},
 		{Name: "(e) respond", Addr: *respond, Path: *path, Concurrency: *conc, Auth: baseAuth},
 		{Name: "(f) access_keys (hits) + respond", Addr: *keysRespond, Path: *path, Concurrency: *conc, Auth: hotAuth},
+		{Name: "(g) access_keys (hits, key rate limit) + reverse_proxy", Addr: limitedAddr(), Path: *path, Concurrency: *conc, Auth: rateAuth},
+		{Name: "(h) access_keys (hits, quota) + reverse_proxy", Addr: limitedAddr(), Path: *path, Concurrency: *conc, Auth: quotaAuth},
+		{Name: "(i) access_keys (hits, concurrency limit) + reverse_proxy", Addr: limitedAddr(), Path: *path, Concurrency: *conc, Auth: concAuth},
 	}
 	// The targets given, by their letter.
 	var targets []*loadgen.Target
@@ -350,6 +387,10 @@ func run(args []string) error {
 	pair("access_keys hits over plain proxy", "(c)", "(a)")
 	pair("access_keys hits over a proxy adding the same headers", "(c)", "(a')")
 	pair("access_keys misses over hits", "(d)", "(c)")
+	pair("key rate limit over no limit", "(g)", "(c)")
+	pair("key rate limit over plain proxy", "(g)", "(a)")
+	pair("quota over no limit", "(h)", "(c)")
+	pair("concurrency limit over no limit", "(i)", "(c)")
 	pair("basic_auth without hash cache over with", "(b')", "(b)")
 	return nil
 }
