@@ -113,12 +113,15 @@ type limitTally struct {
 	refused  map[string]int
 	messages map[string]int // messages of the refusals
 	problems []string
+	// kinds counts the answers that break the contract, by gateway and
+	// status (0 for a transport error).
+	kinds map[string]int
 	// firstRefusal is when the first refusal was seen.
 	firstRefusal time.Time
 }
 
 func newLimitTally() *limitTally {
-	return &limitTally{ok: map[string]int{}, refused: map[string]int{}, messages: map[string]int{}}
+	return &limitTally{ok: map[string]int{}, refused: map[string]int{}, messages: map[string]int{}, kinds: map[string]int{}}
 }
 
 // check is what a tally requires of each answer.
@@ -130,13 +133,14 @@ type check struct {
 	headers bool
 }
 
-// add records one answer to a request made with c.
-func (tl *limitTally) add(c cred, r fleetResult, err error, ck check) {
+// add records one answer of gateway g to a request made with c.
+func (tl *limitTally) add(g *fleetGateway, c cred, r fleetResult, err error, ck check) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	problem := func(format string, args ...any) {
+		tl.kinds[fmt.Sprintf("%s status %d", g.Base, r.status)]++
 		if len(tl.problems) < 10 {
-			tl.problems = append(tl.problems, fmt.Sprintf(format, args...))
+			tl.problems = append(tl.problems, g.Base+": "+fmt.Sprintf(format, args...))
 		}
 	}
 	if err != nil {
@@ -197,6 +201,9 @@ func (tl *limitTally) report(t *testing.T) {
 	for _, p := range tl.problems {
 		t.Error(p)
 	}
+	if len(tl.kinds) > 0 {
+		t.Errorf("answers breaking the contract, by gateway and status (0: transport error): %v", tl.kinds)
+	}
 }
 
 // firstRefusalAt returns when the first refusal was seen (zero if none).
@@ -236,7 +243,7 @@ func (l load) run(t *testing.T, tl *limitTally, stop func() bool) (sent int64, e
 				g := l.gws[int(n)%len(l.gws)]
 				c := l.creds[int(n/int64(len(l.gws)))%len(l.creds)]
 				r, err := send(client, http.MethodGet, g.collectors()+l.query, &c, nil)
-				tl.add(c, r, err, l.check)
+				tl.add(g, c, r, err, l.check)
 				if l.pace > 0 {
 					time.Sleep(l.pace)
 				}
