@@ -326,6 +326,22 @@ func (g *Gateway) stop(t testing.TB) {
 	<-g.done
 }
 
+// Kill ends the gateway with SIGKILL, as in a crash: it gets no chance
+// to clean up or give anything back. Killing a stopped gateway does
+// nothing.
+func (g *Gateway) Kill(t testing.TB) {
+	t.Helper()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.exited() {
+		return
+	}
+	if err := g.cmd.Process.Kill(); err != nil {
+		t.Fatalf("gatewaytest: killing caddy: %v", err)
+	}
+	<-g.done
+}
+
 // goroutineTotal matches the first line of a debug=1 goroutine profile.
 var goroutineTotal = regexp.MustCompile(`^goroutine profile: total (\d+)`)
 
