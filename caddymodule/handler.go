@@ -144,15 +144,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	if sub := e.subject; sub != nil {
-		// The usage limits (usagelimits.go): the state is held until the
-		// request ends, since a concurrency slot is given back then.
-		st := h.gate.app.acquire()
-		defer st.release()
+		// The usage limits (usagelimits.go). A concurrency slot is given
+		// back when the request ends, so its state is held until then.
+		st := stateRef{state: h.gate.app.current()}
+		if sub.Concurrency > 0 {
+			st = h.gate.app.acquire()
+			defer st.release()
+		}
 		d, ok := h.admit(w, r, st.state, e)
 		if !ok {
 			return nil
 		}
-		defer st.limiter.Release(r.Context(), &d)
+		if d.Holds() {
+			defer st.limiter.Release(r.Context(), &d)
+		}
 	}
 
 	// Setting the identity headers replaces any copies the client sent:

@@ -26,10 +26,14 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, st *state, e *en
 	sub := e.subject
 	d := st.limiter.Admit(r.Context(), sub)
 	if d.Limit > 0 {
+		// One allocation for the three values, as for the identity
+		// headers; small numbers come from a table.
+		vals := new([3]string)
+		vals[0], vals[1], vals[2] = itoa(d.Limit), itoa(max(d.Remaining, 0)), itoa(ceilSeconds(d.Reset))
 		wh := w.Header()
-		wh[headerRateLimit] = []string{strconv.FormatInt(d.Limit, 10)}
-		wh[headerRateRemaining] = []string{strconv.FormatInt(max(d.Remaining, 0), 10)}
-		wh[headerRateReset] = []string{strconv.FormatInt(ceilSeconds(d.Reset), 10)}
+		wh[headerRateLimit] = vals[0:1:1]
+		wh[headerRateRemaining] = vals[1:2:2]
+		wh[headerRateReset] = vals[2:3:3]
 	}
 	st.metrics.limited[d.Refused].Add(1)
 	if d.Allowed {
@@ -40,6 +44,23 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, st *state, e *en
 		retryAfter: d.RetryAfter, limit: d.Refused, limitMsg: limitMessage(sub, d.Refused, st.now()),
 	})
 	return d, false
+}
+
+// smallInts holds the decimal forms of 0..1023, so that the usual header
+// values cost no allocation.
+var smallInts = func() (out [1024]string) {
+	for i := range out {
+		out[i] = strconv.Itoa(i)
+	}
+	return out
+}()
+
+// itoa formats n in decimal.
+func itoa(n int64) string {
+	if n >= 0 && n < int64(len(smallInts)) {
+		return smallInts[n]
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 // ceilSeconds rounds d up to whole seconds.

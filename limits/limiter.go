@@ -266,6 +266,10 @@ func (d *Decision) constrain(tk take) {
 	}
 }
 
+// Holds reports whether d holds a concurrency slot, which Release must
+// give back.
+func (d *Decision) Holds() bool { return d.slot != nil }
+
 // Release ends a request admitted by Admit, giving back its concurrency
 // slot, if any.
 func (l *Limiter) Release(ctx context.Context, d *Decision) {
