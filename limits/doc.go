@@ -21,7 +21,7 @@
 // behaviour and Envoy's local-then-global limits do (those admit more
 // than the limit for the length of a sync interval times the number of
 // instances, which a quota cannot allow). A lease starts at one token,
-// doubles while leases are used up in under 100 ms and halves when one
+// doubles while leases are used up in under half a second and halves when one
 // lasts more than a second; it never exceeds a tenth of a second of the
 // rate or an eighth of the burst, and unspent tokens lapse after a
 // second. The fleet therefore never admits more than the bucket allows;

@@ -16,7 +16,7 @@ import (
 // cost little accuracy.
 const (
 	leaseTTL  = time.Second
-	leaseFast = 100 * time.Millisecond
+	leaseFast = 500 * time.Millisecond
 	leaseSlow = time.Second
 )
 
