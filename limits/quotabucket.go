@@ -29,14 +29,12 @@ type quotaBucket struct {
 
 // quotaState is the part of a quotaBucket that a new period resets.
 type quotaState struct {
-	quota  Quota
-	start  time.Time // of the current period
-	end    time.Time
-	tokens int64
-	// leasedAt and lastUse drive the batch size and the idle refund.
-	leasedAt time.Time
-	lastUse  time.Time
-	batch    int64
+	lease
+	quota Quota
+	start time.Time // of the current period
+	end   time.Time
+	// lastUse drives the idle refund.
+	lastUse time.Time
 	// left is what the quota had left after the last lease.
 	left   int64
 	synced bool
@@ -44,8 +42,7 @@ type quotaState struct {
 	emptyUntil time.Time
 	// owed counts requests admitted while Redis was unreachable; they are
 	// added to the counter with the next lease.
-	owed  int64
-	fetch chan struct{}
+	owed int64
 }
 
 func (b *quotaBucket) setQuota(q Quota, now time.Time) {
@@ -58,7 +55,7 @@ func (b *quotaBucket) setQuota(q Quota, now time.Time) {
 		b.quota, b.emptyUntil = q, time.Time{}
 		return
 	}
-	b.quotaState = quotaState{quota: q, start: start, end: end, batch: 1}
+	b.quotaState = quotaState{quota: q, start: start, end: end}
 }
 
 func (l *Limiter) takeQuota(ctx context.Context, b *quotaBucket, q Quota) take {
@@ -84,34 +81,21 @@ func (l *Limiter) takeQuota(ctx context.Context, b *quotaBucket, q Quota) take {
 			b.mu.Unlock()
 			return res
 		}
-		if ch := b.fetch; ch != nil {
-			b.mu.Unlock()
-			<-ch
+		if b.awaitFetch(&b.mu) {
 			continue
-		}
-		if !b.leasedAt.IsZero() {
-			switch held := now.Sub(b.leasedAt); {
-			case held < leaseFast:
-				b.batch *= 2
-			case held > leaseSlow:
-				b.batch = max(1, b.batch/2)
-			}
 		}
 		capacity := q.Requests
 		if b.synced {
 			capacity = b.left
 		}
-		b.batch = max(1, min(b.batch, capacity/16, quotaMaxBatch))
-		want, owed, start, end := b.batch, b.owed, b.start, b.end
-		ch := make(chan struct{})
-		b.fetch = ch
+		want, ch := b.startFetch(now, min(capacity/16, quotaMaxBatch))
+		owed, start, end := b.owed, b.start, b.end
 		b.mu.Unlock()
 
 		grant, left, err := l.leaseQuota(ctx, id, q, start, end, want, owed)
 
 		b.mu.Lock()
-		b.fetch = nil
-		close(ch)
+		b.endFetch(ch)
 		now = l.now()
 		if err != nil {
 			l.health.fail(now, err)

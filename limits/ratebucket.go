@@ -8,12 +8,10 @@ import (
 )
 
 // Leases of rate tokens. An instance takes tokens from the fleet-wide
-// bucket in Redis in batches and spends them locally; a batch starts at
-// one token, doubles while batches last less than leaseFast and halves
-// when one lasts longer than leaseSlow, and never exceeds a tenth of a
-// second of the rate or an eighth of the burst, so that tokens leased
-// but unspent (at most one batch per instance, dropped after leaseTTL)
-// cost little accuracy.
+// bucket in Redis in batches (see lease.startFetch) and spends them
+// locally; a batch never exceeds a tenth of a second of the rate or an
+// eighth of the burst, so that tokens leased but unspent (at most one
+// batch per instance, dropped after leaseTTL) cost little accuracy.
 const (
 	leaseTTL  = time.Second
 	leaseFast = 500 * time.Millisecond
@@ -28,18 +26,14 @@ type rateBucket struct {
 
 // rateState is what a rateBucket's mutex guards.
 type rateState struct {
+	lease
 	rate     Rate // normalised
-	tokens   int64
 	leaseEnd time.Time
-	leasedAt time.Time
-	batch    int64
 	// denyUntil: the fleet bucket was empty; no Redis call before then.
 	denyUntil time.Time
 	// left is what the fleet bucket held after the last lease, at leftAt.
 	left   int64
 	leftAt time.Time
-	// fetch is non-nil while a lease is being taken; it is closed then.
-	fetch chan struct{}
 	// local decides alone while Redis cannot be reached.
 	local localGCRA
 }
@@ -59,7 +53,7 @@ func (b *rateBucket) setRate(r Rate) {
 	if b.rate == r {
 		return
 	}
-	b.rateState = rateState{rate: r, batch: 1}
+	b.rateState = rateState{rate: r}
 }
 
 // batchCap is the largest lease for rate r.
@@ -90,29 +84,16 @@ func (l *Limiter) takeRate(ctx context.Context, b *rateBucket, scope, id string,
 			b.mu.Unlock()
 			return res
 		}
-		if ch := b.fetch; ch != nil {
-			b.mu.Unlock()
-			<-ch
+		if b.awaitFetch(&b.mu) {
 			continue
 		}
-		if !b.leasedAt.IsZero() {
-			switch held := now.Sub(b.leasedAt); {
-			case held < leaseFast && b.tokens == 0:
-				b.batch = min(b.batch*2, batchCap(r))
-			case held > leaseSlow:
-				b.batch = max(1, b.batch/2)
-			}
-		}
-		want := b.batch
-		ch := make(chan struct{})
-		b.fetch = ch
+		want, ch := b.startFetch(now, batchCap(r))
 		b.mu.Unlock()
 
 		grant, left, wait, err := l.leaseRate(ctx, scope, id, r, want)
 
 		b.mu.Lock()
-		b.fetch = nil
-		close(ch)
+		b.endFetch(ch)
 		now = l.now()
 		if err != nil {
 			l.health.fail(now, err)
