@@ -166,9 +166,9 @@ func (i apiInstance) ForgetOwner(ownerID string)         { i.st.forgetOwner(owne
 func (i apiInstance) ForgetAll()                         { i.st.forgetAll() }
 func (i apiInstance) AuditRefusal(e keystore.Event)      { i.st.audit.reject(e) }
 
-// QuotaUsage reads a key's quota counter from the app's Redis.
-func (i apiInstance) QuotaUsage(ctx context.Context, limitID string, q limits.Quota) (int64, time.Time, error) {
-	return limits.QuotaUsage(ctx, i.st.rdb, i.st.cfg.KeyPrefix, limitID, q, i.st.now())
+// QuotaUsages reads quota counters from the app's Redis.
+func (i apiInstance) QuotaUsages(ctx context.Context, subs []limits.QuotaSubject) ([]limits.QuotaUse, error) {
+	return limits.QuotaUsages(ctx, i.st.rdb, i.st.cfg.KeyPrefix, subs, i.st.now())
 }
 
 // logErrorID adds the error id of a management API error to the request's

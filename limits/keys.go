@@ -31,6 +31,50 @@ func quotaKey(prefix, id string, q Quota, t time.Time) string {
 func concKey(prefix, id string) string      { return prefix + ":conc:{" + id + "}" }
 func concLeaseKey(prefix, id string) string { return prefix + ":concl:{" + id + "}" }
 
+// QuotaSubject names a subject's quota, for QuotaUsages.
+type QuotaSubject struct {
+	ID    string
+	Quota Quota
+}
+
+// QuotaUse is how much of a quota the current period has used, and when
+// the period ends.
+type QuotaUse struct {
+	Used     int64
+	ResetsAt time.Time
+}
+
+// QuotaUsages reads the use of several quotas in one pipeline (one round
+// trip per Redis node), in the order given.
+func QuotaUsages(ctx context.Context, rdb redis.Cmdable, prefix string, subs []QuotaSubject, now time.Time) ([]QuotaUse, error) {
+	out := make([]QuotaUse, len(subs))
+	if len(subs) == 0 {
+		return out, nil
+	}
+	cmds := make([]*redis.StringCmd, len(subs))
+	pipe := rdb.Pipeline()
+	for i, s := range subs {
+		cmds[i] = pipe.Get(ctx, quotaKey(prefix, s.ID, s.Quota, now))
+		_, out[i].ResetsAt = s.Quota.Window(now)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	for i, c := range cmds {
+		v, err := c.Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if out[i].Used, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // QuotaUsage reads how much of quota q the subject id has used in the
 // period holding now, and when that period ends. Requests leased to an
 // instance but not yet made count as used.

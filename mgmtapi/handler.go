@@ -58,10 +58,10 @@ type Instance interface {
 	// written to Redis yet, or the zero time.
 	LastUsed(accessID string) time.Time
 
-	// QuotaUsage reads how much of quota q the key whose use is limited
-	// as limitID (keystore.Key.LimitID) has used in the current period,
-	// and when that period ends.
-	QuotaUsage(ctx context.Context, limitID string, q limits.Quota) (used int64, resetsAt time.Time, err error)
+	// QuotaUsages reads, in one round trip, how much of its quota each
+	// subject (named by keystore.Key.LimitID) has used in the current
+	// period, and when that period ends; in the order given.
+	QuotaUsages(ctx context.Context, subs []limits.QuotaSubject) ([]limits.QuotaUse, error)
 
 	// AuditRefusal queues the audit event of a refused request, off the
 	// request path (the queue may drop events under a flood).

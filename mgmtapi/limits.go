@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/accessgate/accessgate/internal/errbody"
@@ -209,38 +208,26 @@ func (c *apiCall) checkLimitsChange(changed bool) error {
 	return nil
 }
 
-// quotaReaders bounds the quota counters one request reads at once.
-const quotaReaders = 8
-
 // fillQuotaUsage sets quotaUsed and quotaResetsAt of the views of keys
-// with a quota, reading the counters of several keys at once.
+// with a quota, reading every counter in one round trip.
 func (c *apiCall) fillQuotaUsage(keys []*keystore.Key, out []apiAccessKey) error {
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		sem      = make(chan struct{}, quotaReaders)
-	)
+	var subs []limits.QuotaSubject
+	var at []int
 	for i, k := range keys {
-		if k.Quota == nil {
-			continue
+		if k.Quota != nil {
+			subs = append(subs, limits.QuotaSubject{ID: k.LimitID(), Quota: *k.Quota})
+			at = append(at, i)
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			used, resets, err := c.inst.QuotaUsage(c.ctx, k.LimitID(), *k.Quota)
-			if err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-				return
-			}
-			out[i].QuotaUsed, out[i].QuotaResetsAt = used, keystore.Timestamp{Time: resets.UTC().Truncate(time.Millisecond)}
-		}()
 	}
-	wg.Wait()
-	return firstErr
+	if len(subs) == 0 {
+		return nil
+	}
+	uses, err := c.inst.QuotaUsages(c.ctx, subs)
+	if err != nil {
+		return err
+	}
+	for j, u := range uses {
+		out[at[j]].QuotaUsed, out[at[j]].QuotaResetsAt = u.Used, keystore.Timestamp{Time: u.ResetsAt.UTC().Truncate(time.Millisecond)}
+	}
+	return nil
 }

@@ -74,9 +74,13 @@ func (g *gateway) logErrorID(_ *http.Request, id string) { g.record(&g.errorIDs,
 // quotaResetsAt is when the fake gateway says every quota period ends.
 var quotaResetsAt = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 
-func (g *gateway) QuotaUsage(_ context.Context, limitID string, q limits.Quota) (int64, time.Time, error) {
-	g.record(&g.quotaReads, limitID+" "+q.String())
-	return g.quotaUsed, quotaResetsAt, nil
+func (g *gateway) QuotaUsages(_ context.Context, subs []limits.QuotaSubject) ([]limits.QuotaUse, error) {
+	out := make([]limits.QuotaUse, len(subs))
+	for i, s := range subs {
+		g.record(&g.quotaReads, s.ID+" "+s.Quota.String())
+		out[i] = limits.QuotaUse{Used: g.quotaUsed, ResetsAt: quotaResetsAt}
+	}
+	return out, nil
 }
 
 func (g *gateway) AuditRefusal(e keystore.Event) {
