@@ -1,6 +1,7 @@
 // accessgate console: sign-in with an access key, personal and
-// organisation-wide access key lists with each key's usage limits and
-// quota use, create / edit / rotate / delete dialogs, and the
+// organisation-wide access key lists with each key's usage limits, quota
+// use and a 24-hour sparkline of its requests, a usage chart per key, the
+// organisation's Usage page (totals and top keys), create / edit / rotate / delete dialogs, and the
 // organisation's key policies. Plain DOM, no framework;
 // every text from the server is inserted as text, never as markup.
 
@@ -351,6 +352,7 @@ const canPolicies = () => (state.caps === null ? true : state.caps.has('manageOr
 function updateTabs() {
   $('#tab-personal').hidden = !canReadOwn();
   $('#tab-org').hidden = !canManageKeys();
+  $('#tab-usage').hidden = !canManageKeys();
   $('#tab-policies').hidden = !canPolicies();
   for (const b of $$('[data-action="create"]')) b.hidden = !canWriteOwn();
   const notice = $('#app-notice');
@@ -421,7 +423,7 @@ function handleAuthLost(err) {
 
 // ------------------------------------------------------------------- tabs
 
-const tabNames = ['personal', 'org', 'policies'];
+const tabNames = ['personal', 'org', 'usage', 'policies'];
 
 function visibleTabs() {
   return tabNames.filter((n) => !$(`#tab-${n}`).hidden);
@@ -440,9 +442,10 @@ function selectTab(name, { focus = true } = {}) {
   clearError(appError);
   announce('');
   history.replaceState(null, '', `#${name}`);
-  const titles = { personal: 'Personal Access Keys', org: 'Access Keys', policies: 'Policies' };
+  const titles = { personal: 'Personal Access Keys', org: 'Access Keys', usage: 'Usage', policies: 'Policies' };
   document.title = `${titles[name]} · accessgate console`;
   if (name === 'policies') loadPolicies();
+  else if (name === 'usage') initUsagePage();
   else if (state.lists[name].loaded) renderList(name);
   else loadList(name);
 }
@@ -583,6 +586,7 @@ function renderList(name) {
     h('th', { scope: 'col', text: 'Scopes' }),
     h('th', { scope: 'col', text: 'Allowlist' }),
     h('th', { scope: 'col', text: 'Limits' }),
+    h('th', { scope: 'col', text: 'Requests (24 h)' }),
     sortHeader('createdAt'),
     sortHeader('lastUsed'),
     sortHeader('expiresAt'),
@@ -610,6 +614,7 @@ function keyRow(name, k) {
     cell('Scopes', null, scopesCell(k)),
     cell('Allowlist', null, allowlistCell(k)),
     cell('Limits', 'cell-limits', limitsCell(k)),
+    cell('Requests (24 h)', 'cell-usage', usageCell(name, k)),
     cell('Created', null, timeCell(k.createdAt, 'Unknown')),
     cell('Last Used', null, timeCell(k.lastUsed, 'Never')),
     cell('Expires At', null, timeCell(k.expiresAt, 'Never')),
@@ -1597,5 +1602,410 @@ function start() {
     });
   }
 }
+
+// ------------------------------------------------------------------ usage
+
+// Usage analytics (requests per key and outcome). Charts are SVG built
+// with DOM calls; every chart carries what it plots in data attributes
+// (data-from, data-to, data-granularity, data-step, data-series…) and a
+// table, so that it can be read without seeing it.
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+const MINUTE = 60e3;
+const HOUR = 3600e3;
+const DAY = 86400e3;
+const GRANULARITY_MS = { minute: MINUTE, hour: HOUR, day: DAY };
+
+// The ranges of the usage charts: how far back, and the bucket size.
+const USAGE_RANGES = {
+  '2h': { label: '2 h', words: 'the last 2 hours', ms: 2 * HOUR, granularity: 'minute' },
+  '24h': { label: '24 h', words: 'the last 24 hours', ms: DAY, granularity: 'hour' },
+  '14d': { label: '14 d', words: 'the last 14 days', ms: 14 * DAY, granularity: 'hour' },
+  '90d': { label: '90 d', words: 'the last 90 days', ms: 90 * DAY, granularity: 'day' },
+};
+
+// The outcomes a chart stacks, bottom first: allowed requests by the status
+// class the client got, then the rejections.
+const OUTCOMES = [
+  ['status2xx', 'Allowed, 2xx'],
+  ['status3xx', 'Allowed, 3xx'],
+  ['status4xx', 'Allowed, 4xx'],
+  ['status5xx', 'Allowed, 5xx'],
+  ['unauthorized', 'Unauthorized'],
+  ['forbidden', 'Forbidden'],
+  ['rateLimited', 'Rate limited'],
+];
+
+// At most this many sparklines load at once.
+const SPARK_CONCURRENCY = 6;
+
+/** Creates an SVG element with attributes. */
+function svg(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v == null) continue;
+    if (k === 'class') el.setAttribute('class', v);
+    else if (k === 'text') el.textContent = v;
+    else el.setAttribute(k, String(v));
+  }
+  for (const c of children.flat()) if (c) el.append(c);
+  return el;
+}
+
+/**
+ * The buckets of a range ending now: n slots of the granularity's size,
+ * the last one holding now. from is the start of the first slot, to is now.
+ */
+function usageWindow(rangeKey, now = Date.now()) {
+  const r = USAGE_RANGES[rangeKey];
+  const step = GRANULARITY_MS[r.granularity];
+  const n = Math.round(r.ms / step);
+  const last = Math.floor(now / step) * step;
+  const first = last - (n - 1) * step;
+  return { range: rangeKey, granularity: r.granularity, step, n, first, from: new Date(first).toISOString(), to: new Date(now).toISOString() };
+}
+
+/** The query string of a usage request for a window. */
+function usageQuery(w) {
+  return `from=${encodeURIComponent(w.from)}&to=${encodeURIComponent(w.to)}&granularity=${w.granularity}`;
+}
+
+/**
+ * Lays the API's buckets (only non-empty ones) on the window's slots:
+ * one array per field, 0 where the API has no bucket.
+ */
+function fillSeries(w, data) {
+  const fields = ['requests', 'allowed', ...OUTCOMES.map(([f]) => f)];
+  const series = Object.fromEntries(fields.map((f) => [f, new Array(w.n).fill(0)]));
+  for (const b of data ?? []) {
+    const t = Date.parse(b?.start);
+    if (Number.isNaN(t)) continue;
+    const i = Math.floor((t - w.first) / w.step);
+    if (i < 0 || i >= w.n) continue;
+    for (const f of fields) series[f][i] += Math.max(0, Number(b[f]) || 0);
+  }
+  return series;
+}
+
+const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+
+// A small queue that runs at most SPARK_CONCURRENCY requests at once.
+const sparkQueue = [];
+let sparkActive = 0;
+
+function limited(fn) {
+  return new Promise((resolve, reject) => {
+    sparkQueue.push({ fn, resolve, reject });
+    pumpSparks();
+  });
+}
+
+function pumpSparks() {
+  while (sparkActive < SPARK_CONCURRENCY && sparkQueue.length) {
+    const { fn, resolve, reject } = sparkQueue.shift();
+    sparkActive += 1;
+    fn().then(resolve, reject).finally(() => {
+      sparkActive -= 1;
+      pumpSparks();
+    });
+  }
+}
+
+// Sparkline data by Access ID, kept for a minute so that sorting or
+// switching tabs does not ask again.
+const sparkCache = new Map();
+const SPARK_TTL = 60e3;
+
+function sparkData(id) {
+  const hit = sparkCache.get(id);
+  if (hit && Date.now() - hit.at < SPARK_TTL) return hit.promise;
+  const w = usageWindow('24h');
+  const promise = limited(() => api('GET', `accessKeys/${encodeURIComponent(id)}/usage?${usageQuery(w)}`))
+    .then((res) => ({ w, series: fillSeries(w, res?.data) }));
+  sparkCache.set(id, { at: Date.now(), promise });
+  promise.catch(() => sparkCache.delete(id));
+  return promise;
+}
+
+/** The Requests (24 h) cell: a button holding the key's sparkline, filled once loaded. */
+function usageCell(name, k) {
+  const box = h('span', { class: 'spark-box', 'aria-busy': 'true' }, h('span', { class: 'spark-loading muted', text: '…' }));
+  const button = h('button', {
+    type: 'button', class: 'spark-btn', dataset: { usageFor: k.id, list: name },
+    'aria-label': `Usage of ${k.label || k.id}: loading`,
+  }, box);
+  sparkData(k.id).then(({ w, series }) => {
+    const total = sum(series.requests);
+    const words = `${plural(total, 'request', 'requests')} in the last 24 hours`;
+    box.replaceChildren(sparkline(w, series.requests, words), h('span', { class: 'spark-total', 'aria-hidden': 'true', text: numFmt.format(total) }));
+    box.removeAttribute('aria-busy');
+    button.setAttribute('aria-label', `Usage of ${k.label || k.id}: ${words}. Show the chart.`);
+  }, (err) => {
+    if (handleAuthLost(err)) return;
+    box.removeAttribute('aria-busy');
+    const why = err instanceof APIError ? err.message : 'not available';
+    box.replaceChildren(h('span', { class: 'muted spark-none', title: `Usage could not be loaded: ${why}`, text: '–' }));
+    button.setAttribute('aria-label', `Usage of ${k.label || k.id}: could not be loaded. Show the chart.`);
+  });
+  return button;
+}
+
+/** A sparkline of values: a line over its area, scaled to its maximum. */
+function sparkline(w, values, words) {
+  const W = 96;
+  const H = 24;
+  const max = Math.max(1, ...values);
+  const x = (i) => (values.length === 1 ? W / 2 : (i / (values.length - 1)) * W);
+  const y = (v) => H - 1 - (v / max) * (H - 2);
+  const pts = values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`);
+  return svg('svg', {
+    class: 'sparkline', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-label': words,
+    'data-series': values.join(','), 'data-total': sum(values), 'data-from': w.from, 'data-to': w.to,
+    'data-granularity': w.granularity, 'data-step': w.step, 'data-first': new Date(w.first).toISOString(),
+  },
+  svg('title', { text: words }),
+  svg('path', { class: 'spark-area', d: `M0,${H} L${pts.join(' L')} L${W},${H} Z` }),
+  svg('polyline', { class: 'spark-line', points: pts.join(' ') }));
+}
+
+/** A round number at or above v for the top of an axis. */
+function niceMax(v) {
+  if (v <= 4) return 4;
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+const axisTime = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const axisDate = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+const axisFull = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+
+/** Formats the start of a slot for the axis of a range. */
+function slotLabel(w, t) {
+  const d = new Date(t);
+  if (w.range === '2h' || w.range === '24h') return axisTime.format(d);
+  return axisDate.format(d);
+}
+
+/**
+ * A stacked bar chart of a window's series by outcome, with axes, a
+ * legend and a table of the non-empty buckets.
+ */
+function usageChart(w, series, caption) {
+  const W = 760;
+  const H = 260;
+  const m = { l: 52, r: 12, t: 12, b: 30 };
+  const iw = W - m.l - m.r;
+  const ih = H - m.t - m.b;
+  const totals = series.requests;
+  const stackTop = totals.map((_, i) => sum(OUTCOMES.map(([f]) => series[f][i])));
+  const top = niceMax(Math.max(...stackTop, ...totals));
+  const bw = iw / w.n;
+  const y = (v) => m.t + ih - (v / top) * ih;
+  const total = sum(totals);
+  const words = `${caption}: ${plural(total, 'request', 'requests')} in ${USAGE_RANGES[w.range].words}, by ${w.granularity}`;
+  const attrs = {
+    class: 'usage-chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': words, preserveAspectRatio: 'none',
+    'data-from': w.from, 'data-to': w.to, 'data-granularity': w.granularity, 'data-step': w.step,
+    'data-first': new Date(w.first).toISOString(), 'data-total': total, 'data-series-requests': totals.join(','),
+  };
+  for (const [f] of OUTCOMES) attrs[`data-series-${f.toLowerCase()}`] = series[f].join(',');
+  const grid = [];
+  for (let k = 0; k <= 4; k += 1) {
+    const v = (top / 4) * k;
+    grid.push(svg('line', { class: 'grid', x1: m.l, x2: W - m.r, y1: y(v), y2: y(v) }));
+    grid.push(svg('text', { class: 'axis-label', x: m.l - 6, y: y(v) + 4, 'text-anchor': 'end', text: numFmt.format(v) }));
+  }
+  const ticks = [];
+  const every = Math.max(1, Math.ceil(w.n / 6));
+  for (let i = 0; i < w.n; i += every) {
+    const x = m.l + i * bw;
+    ticks.push(svg('line', { class: 'tick', x1: x, x2: x, y1: m.t + ih, y2: m.t + ih + 4 }));
+    ticks.push(svg('text', { class: 'axis-label', x, y: H - 10, 'text-anchor': 'middle', text: slotLabel(w, w.first + i * w.step) }));
+  }
+  const bars = [];
+  for (let i = 0; i < w.n; i += 1) {
+    if (stackTop[i] === 0) continue;
+    const g = svg('g', { class: 'bar' });
+    let acc = 0;
+    for (const [f] of OUTCOMES) {
+      const v = series[f][i];
+      if (!v) continue;
+      g.append(svg('rect', { class: `s-${f}`, x: m.l + i * bw + bw * 0.1, width: Math.max(bw * 0.8, 0.8), y: y(acc + v), height: Math.max(y(acc) - y(acc + v), 0.5) }));
+      acc += v;
+    }
+    const parts = OUTCOMES.filter(([f]) => series[f][i]).map(([f, label]) => `${label} ${numFmt.format(series[f][i])}`);
+    g.prepend(svg('title', { text: `${axisFull.format(new Date(w.first + i * w.step))}: ${plural(totals[i], 'request', 'requests')} (${parts.join(', ')})` }));
+    bars.push(g);
+  }
+  const chart = svg('svg', attrs,
+    svg('title', { text: words }),
+    grid,
+    svg('line', { class: 'axis', x1: m.l, x2: W - m.r, y1: m.t + ih, y2: m.t + ih }),
+    ticks,
+    bars);
+  const legend = h('ul', { class: 'legend', 'aria-label': 'Legend' },
+    OUTCOMES.map(([f, label]) => h('li', { dataset: { outcome: f } },
+      h('span', { class: `swatch s-${f}`, 'aria-hidden': 'true' }),
+      `${label} `, h('span', { class: 'legend-count', text: numFmt.format(sum(series[f])) }))));
+  const rows = [];
+  for (let i = 0; i < w.n; i += 1) {
+    if (!totals[i] && !stackTop[i]) continue;
+    const t = new Date(w.first + i * w.step);
+    rows.push(h('tr', { dataset: { start: t.toISOString() } },
+      h('th', { scope: 'row' }, h('time', { datetime: t.toISOString(), text: axisFull.format(t) })),
+      h('td', { dataset: { field: 'requests' }, text: numFmt.format(totals[i]) }),
+      OUTCOMES.map(([f]) => h('td', { dataset: { field: f }, text: numFmt.format(series[f][i]) }))));
+  }
+  const table = h('details', { class: 'usage-table' },
+    h('summary', { text: `Table (${plural(rows.length, 'bucket', 'buckets')} with requests)` }),
+    rows.length
+      ? h('div', { class: 'table-scroll' }, h('table', {},
+        h('caption', { class: 'visually-hidden', text: words }),
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col', text: 'Start' }), h('th', { scope: 'col', text: 'Requests' }),
+          OUTCOMES.map(([, label]) => h('th', { scope: 'col', text: label })))),
+        h('tbody', {}, rows)))
+      : h('p', { class: 'muted', text: 'No requests in this range.' }));
+  return h('figure', { class: 'chart' },
+    h('div', { class: 'chart-frame' }, chart),
+    h('figcaption', {}, h('span', { class: 'chart-total', text: `${plural(total, 'request', 'requests')} in ${USAGE_RANGES[w.range].words}` }), legend),
+    table);
+}
+
+/** Range buttons (2 h, 24 h, 14 d, 90 d) that call onPick with a range key. */
+function rangeButtons(current, onPick, labelledBy) {
+  const group = h('div', { class: 'ranges', role: 'group', 'aria-labelledby': labelledBy });
+  for (const [key, r] of Object.entries(USAGE_RANGES)) {
+    group.append(h('button', {
+      type: 'button', class: 'btn btn-range', 'aria-pressed': String(key === current), dataset: { range: key },
+      onclick: () => {
+        for (const b of $$('button', group)) b.setAttribute('aria-pressed', String(b.dataset.range === key));
+        onPick(key);
+      },
+    }, r.label));
+  }
+  return group;
+}
+
+// Per-key usage dialog.
+const usageDialog = $('#usage-dialog');
+let usageKey = null;
+let usageSeq = 0;
+
+function openUsage(k, button) {
+  usageKey = k;
+  $('#usage-title').textContent = `Usage of "${k.label || k.id}"`;
+  $('#usage-key').textContent = `Access ID ${k.id}`;
+  const ranges = $('#usage-ranges');
+  ranges.replaceChildren(rangeButtons('24h', (r) => loadKeyUsage(r), 'usage-ranges-label'));
+  openDialog(usageDialog, { returnFocus: button, initial: $('[data-range="24h"]', ranges) });
+  loadKeyUsage('24h');
+}
+
+async function loadKeyUsage(rangeKey) {
+  const k = usageKey;
+  const seq = ++usageSeq;
+  const box = $('#usage-chart');
+  const banner = $('[data-role="error"]', usageDialog);
+  clearError(banner);
+  box.setAttribute('aria-busy', 'true');
+  const w = usageWindow(rangeKey);
+  try {
+    const res = await api('GET', `accessKeys/${encodeURIComponent(k.id)}/usage?${usageQuery(w)}`);
+    if (seq !== usageSeq) return;
+    box.replaceChildren(usageChart(w, fillSeries(w, res?.data), k.label || k.id));
+  } catch (err) {
+    if (seq !== usageSeq || handleAuthLost(err)) return;
+    box.replaceChildren();
+    showError(banner, err, 'The usage could not be loaded.');
+  } finally {
+    if (seq === usageSeq) box.removeAttribute('aria-busy');
+  }
+}
+
+for (const box of $$('[data-list]')) {
+  box.addEventListener('click', (ev) => {
+    const b = ev.target.closest('[data-usage-for]');
+    if (!b) return;
+    const k = findKey(b.dataset.list, b.dataset.usageFor);
+    if (k) openUsage(k, b);
+  });
+}
+
+$('#edit-usage').addEventListener('click', () => {
+  if (!editTarget) return;
+  const { name, k } = editTarget;
+  editDialog.returnFocus = null;
+  editDialog.close('cancel');
+  openUsage(k, rowFocus(name, k.id));
+});
+
+// The organisation's Usage page.
+const orgUsage = { range: '24h', top: 10, seq: 0 };
+
+function initUsagePage() {
+  const ranges = $('#org-usage-ranges');
+  if (!ranges.childElementCount) {
+    ranges.append(rangeButtons(orgUsage.range, (r) => {
+      orgUsage.range = r;
+      loadOrgUsage();
+    }, 'org-usage-ranges-label'));
+  }
+  loadOrgUsage();
+}
+
+$('#org-usage-top').addEventListener('change', (ev) => {
+  orgUsage.top = Number(ev.target.value) || 10;
+  loadOrgUsage();
+});
+
+async function loadOrgUsage() {
+  const seq = ++orgUsage.seq;
+  const chartBox = $('#org-usage-chart');
+  const topBox = $('#org-usage-topkeys');
+  chartBox.setAttribute('aria-busy', 'true');
+  topBox.setAttribute('aria-busy', 'true');
+  if (!chartBox.childElementCount) chartBox.replaceChildren(h('p', { class: 'muted loading', text: 'Loading usage…' }));
+  const w = usageWindow(orgUsage.range);
+  const top = orgUsage.top;
+  try {
+    const res = await api('GET', `usage?${usageQuery(w)}&top=${top}`);
+    if (seq !== orgUsage.seq) return;
+    chartBox.replaceChildren(usageChart(w, fillSeries(w, res?.data), 'All access keys'));
+    topBox.replaceChildren(topKeysTable(res?.topKeys ?? [], w, top));
+  } catch (err) {
+    if (seq !== orgUsage.seq || handleAuthLost(err)) return;
+    chartBox.replaceChildren(h('p', { class: 'muted', text: 'The usage could not be loaded.' }));
+    topBox.replaceChildren();
+    showError(appError, err, 'Loading the usage failed.');
+  } finally {
+    if (seq === orgUsage.seq) {
+      chartBox.removeAttribute('aria-busy');
+      topBox.removeAttribute('aria-busy');
+    }
+  }
+}
+
+function topKeysTable(keys, w, top) {
+  if (keys.length === 0) return h('p', { class: 'empty', text: `No key made requests in ${USAGE_RANGES[w.range].words}.` });
+  return h('table', { class: 'top-keys', dataset: { top: String(top), from: w.from, to: w.to } },
+    h('caption', { text: `Top ${plural(keys.length, 'key', 'keys')} by requests in ${USAGE_RANGES[w.range].words}` }),
+    h('thead', {}, h('tr', {},
+      h('th', { scope: 'col', text: '#' }),
+      h('th', { scope: 'col', text: 'Access ID' }),
+      h('th', { scope: 'col', text: 'Name' }),
+      h('th', { scope: 'col', text: 'Owner' }),
+      h('th', { scope: 'col', class: 'num', text: 'Requests' }),
+      h('th', { scope: 'col', class: 'num', text: 'Rejected' }))),
+    h('tbody', {}, keys.map((k, i) => h('tr', { dataset: { id: String(k.accessId ?? ''), requests: String(k.requests ?? 0), rejected: String(k.rejected ?? 0) } },
+      h('td', { text: String(i + 1) }),
+      h('td', {}, h('code', { class: 'access-id', text: String(k.accessId ?? '') })),
+      h('td', { dataset: { field: 'label' }, text: k.label || '(no name)' }),
+      h('td', { dataset: { field: 'owner' }, text: String(k.ownerId ?? '') }),
+      h('td', { class: 'num', dataset: { field: 'requests' }, text: numFmt.format(Number(k.requests) || 0) }),
+      h('td', { class: 'num', dataset: { field: 'rejected' }, text: numFmt.format(Number(k.rejected) || 0) })))));
+}
+
+// ------------------------------------------------------------------ start
 
 start();
