@@ -3,6 +3,7 @@ package mgmtapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/accessgate/accessgate/keystore"
+	"github.com/accessgate/accessgate/mgmtapi/client"
 	"github.com/accessgate/accessgate/usage"
 )
 
@@ -335,4 +337,39 @@ func TestAPIOrgUsage(t *testing.T) {
 	r := f.do(t, http.MethodGet, "/usage?top=0&granularity=x", &f.admin, nil)
 	r.fails(t, http.StatusBadRequest, "usage:invalid_top")
 	r.fails(t, http.StatusBadRequest, "usage:invalid_granularity")
+}
+
+// TestAPIUsageClient reads usage through the Go client: a key's buckets
+// and the organisation's totals and top keys, and the API's 400 as an
+// Error with the field's code.
+func TestAPIUsageClient(t *testing.T) {
+	t.Parallel()
+	f := newUsageFixture(t)
+	ctx := t.Context()
+	admin, err := client.New(f.base, f.admin.id, f.admin.secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := client.UsageQuery{From: f.now.Add(-2 * time.Hour), To: f.now.Add(-time.Hour), Granularity: "minute", Top: 2}
+	ku, err := admin.KeyUsage(ctx, f.alice.id, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ku.AccessID != f.alice.id || ku.Granularity != "minute" || len(ku.Data) != 2 ||
+		!ku.Data[0].Start.Equal(f.now.Add(-90*time.Minute)) || ku.Data[0].Requests != 4 || ku.Data[1].RateLimited != 1 {
+		t.Errorf("key usage %+v", ku)
+	}
+	ou, err := admin.OrgUsage(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ou.Granularity != "minute" || len(ou.Data) != 3 || ou.Data[0].Status2xx != 103 ||
+		len(ou.TopKeys) != 2 || ou.TopKeys[0] != (client.TopKey{AccessID: f.bob.id, Label: "key of bob", OwnerID: "bob", Requests: 100}) ||
+		ou.TopKeys[1] != (client.TopKey{AccessID: f.gone.id, Requests: 51, Rejected: 1}) {
+		t.Errorf("org usage %+v", ou)
+	}
+	_, err = admin.OrgUsage(ctx, client.UsageQuery{Granularity: "week"})
+	if ce, ok := errors.AsType[*client.Error](err); !ok || ce.Status != http.StatusBadRequest || !ce.HasCode("usage:invalid_granularity") {
+		t.Errorf("granularity week: %v", err)
+	}
 }
