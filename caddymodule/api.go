@@ -18,6 +18,7 @@ import (
 	"github.com/accessgate/accessgate/keystore"
 	"github.com/accessgate/accessgate/limits"
 	"github.com/accessgate/accessgate/mgmtapi"
+	"github.com/accessgate/accessgate/usage"
 )
 
 func init() {
@@ -165,6 +166,9 @@ func (i apiInstance) ForgetKey(accessID string)          { i.st.forgetKey(access
 func (i apiInstance) ForgetOwner(ownerID string)         { i.st.forgetOwner(ownerID) }
 func (i apiInstance) ForgetAll()                         { i.st.forgetAll() }
 func (i apiInstance) AuditRefusal(e keystore.Event)      { i.st.audit.reject(e) }
+
+// Usage returns the store of the keys' usage counts, on the app's Redis.
+func (i apiInstance) Usage() *usage.Store { return usage.NewStore(i.st.rdb, i.st.cfg.KeyPrefix) }
 
 // QuotaUsages reads quota counters from the app's Redis.
 func (i apiInstance) QuotaUsages(ctx context.Context, subs []limits.QuotaSubject) ([]limits.QuotaUse, error) {

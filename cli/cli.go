@@ -123,6 +123,7 @@ func Setup(cmd *cobra.Command, read ReadConfig) {
 		newDeleteCommand(g),
 		newPolicyCommand(g),
 		newAuditCommand(g),
+		newUsageCommand(g),
 	)
 }
 

@@ -23,7 +23,7 @@ const KeyEnv = "ACCESSGATE_ACCESS_KEY"
 const remoteHelp = `
 
 With --api URL --id ACCESS_ID the key verbs (create, list, update, disable,
-enable, rotate, delete, policy) go through the management API of a running
+enable, rotate, delete, policy, usage) go through the management API of a running
 gateway instead of Redis, as the access key ACCESS_ID and with its
 capabilities; no Redis credentials are needed. URL is where the API is
 served, such as https://gateway.example.com/api/v1. The Access Key is read

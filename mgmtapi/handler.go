@@ -11,6 +11,7 @@ import (
 	"github.com/accessgate/accessgate/keystore"
 	"github.com/accessgate/accessgate/limits"
 	"github.com/accessgate/accessgate/mgmtapi/console"
+	"github.com/accessgate/accessgate/usage"
 )
 
 // timeout bounds the Redis work of one management request, so that an
@@ -63,13 +64,17 @@ type Instance interface {
 	// period, and when that period ends; in the order given.
 	QuotaUsages(ctx context.Context, subs []limits.QuotaSubject) ([]limits.QuotaUse, error)
 
+	// Usage returns the store of the keys' usage counts.
+	Usage() *usage.Store
+
 	// AuditRefusal queues the audit event of a refused request, off the
 	// request path (the queue may drop events under a flood).
 	AuditRefusal(keystore.Event)
 }
 
 // Handler serves the management API under /api/v1 (access keys, the two
-// key policies, the scope catalogue, users, service accounts and roles)
+// key policies, the scope catalogue, users, service accounts, roles and
+// usage analytics)
 // and the web console under /console/, as a plain net/http handler over
 // the key store.
 //

@@ -59,7 +59,8 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 	}
 	for _, name := range []string{"AccessKey", "AccessKeyPublic", "AccessKeyCreateRequest", "AccessKeyUpdateRequest",
 		"ListAccessKeysResult", "PaginatedListAccessKeysResult", "ErrorResponse", "ErrorDescription",
-		"AccessKeysLifetimePolicy", "DisableUnusedAccessKeysPolicy", "AuthErrorResponse"} {
+		"AccessKeysLifetimePolicy", "DisableUnusedAccessKeysPolicy", "AuthErrorResponse",
+		"UsageBucket", "KeyUsage", "OrgUsage", "TopKey"} {
 		if doc.Components.Schemas[name] == nil {
 			t.Errorf("no schema %s", name)
 		}

@@ -10,7 +10,7 @@ import (
 const apiPrefix = "/api/v1"
 
 // apiRoots are the first path segments the management API serves.
-var apiRoots = []string{"accessKeys", "policies", "serviceAccounts", "users", "roles", openAPIName}
+var apiRoots = []string{"accessKeys", "policies", "serviceAccounts", "users", "roles", "usage", openAPIName}
 
 // apiSegments returns the segments of the management API path of a request
 // path: what follows the last "/api/v1" (or the whole path when a prefix
@@ -71,6 +71,10 @@ func routeAPI(segs []string) apiMethods {
 		return routeOwners(segs[1:], ownerRoutesUser)
 	case "roles":
 		return routeRoles(segs[1:])
+	case "usage":
+		if len(segs) == 1 {
+			return apiMethods{http.MethodGet: getOrgUsage}
+		}
 	case openAPIName:
 		if len(segs) == 1 {
 			return apiMethods{http.MethodGet: getOpenAPI}
@@ -96,6 +100,8 @@ func routeKeys(segs []string, sa string) apiMethods {
 		return apiMethods{http.MethodGet: getKey(sa, id), http.MethodPut: updateKey(sa, id), http.MethodDelete: deleteKey(sa, id)}
 	case len(segs) == 2 && segs[1] == "rotate":
 		return apiMethods{http.MethodPut: rotateKey(sa, segs[0])}
+	case len(segs) == 2 && segs[1] == "usage":
+		return apiMethods{http.MethodGet: getKeyUsage(sa, segs[0])}
 	}
 	return nil
 }

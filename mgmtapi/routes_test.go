@@ -19,6 +19,7 @@ func TestAPISegments(t *testing.T) {
 		{"/api/v1/x/api/v1/roles", []string{"roles"}},
 		{"/api/v1/policies/accessKeysLifetime", []string{"policies", "accessKeysLifetime"}},
 		{"/api/v1/serviceAccounts/s/accessKeys", []string{"serviceAccounts", "s", "accessKeys"}},
+		{"/api/v1/usage", []string{"usage"}},
 		{"/api/v1//accessKeys", nil},
 		{"/api/v1", nil},
 		{"/api/v1/", nil},
@@ -66,6 +67,11 @@ func TestRouteAPI(t *testing.T) {
 		{"roles/r1", "DELETE, GET, HEAD, OPTIONS, PUT"},
 		{"roles/r1/x", ""},
 		{"accessKeys//rotate", ""},
+		{"accessKeys/su0w3Q37CBzHUM/usage", "GET, HEAD, OPTIONS"},
+		{"accessKeys/su0w3Q37CBzHUM/usage/x", ""},
+		{"serviceAccounts/s1/accessKeys/su0w3Q37CBzHUM/usage", "GET, HEAD, OPTIONS"},
+		{"usage", "GET, HEAD, OPTIONS"},
+		{"usage/keys", ""},
 	}
 	for _, tt := range tests {
 		m := routeAPI(strings.Split(tt.path, "/"))

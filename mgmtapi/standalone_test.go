@@ -16,6 +16,7 @@ import (
 	"github.com/accessgate/accessgate/keystore"
 	"github.com/accessgate/accessgate/limits"
 	"github.com/accessgate/accessgate/mgmtapi"
+	"github.com/accessgate/accessgate/usage"
 )
 
 // gateway stands in for the gateway that serves the API: it
@@ -23,6 +24,7 @@ import (
 // it. It is the Authenticator and, held, the Instance.
 type gateway struct {
 	store    *keystore.Store
+	usage    *usage.Store
 	lastUsed time.Time // the unflushed last use of every key
 
 	authenticated atomic.Int64
@@ -65,6 +67,7 @@ func (g *gateway) hold(ctx context.Context) mgmtapi.Instance {
 }
 
 func (g *gateway) Store() *keystore.Store                { return g.store }
+func (g *gateway) Usage() *usage.Store                   { return g.usage }
 func (g *gateway) LastUsed(string) time.Time             { return g.lastUsed }
 func (g *gateway) ForgetKey(accessID string)             { g.record(&g.forgot, "key "+accessID) }
 func (g *gateway) ForgetOwner(ownerID string)            { g.record(&g.forgot, "owner "+ownerID) }
@@ -124,7 +127,7 @@ func TestHandlerWithoutCaddy(t *testing.T) {
 	}
 	admin, carol := newKey("ADMIN1", "admin"), newKey("carol", "reader")
 
-	g := &gateway{store: store, lastUsed: time.Date(2026, 11, 27, 12, 0, 0, 123e6, time.UTC)}
+	g := &gateway{store: store, usage: usage.NewStore(rdb, "standalone"), lastUsed: time.Date(2026, 11, 27, 12, 0, 0, 123e6, time.UTC)}
 	srv := httptest.NewServer(&mgmtapi.Handler{
 		Auth:         g,
 		Hold:         g.hold,
