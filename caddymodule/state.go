@@ -127,8 +127,8 @@ type state struct {
 	usageStore   *usage.Store
 	usageFailing atomic.Bool
 	metrics      *stateMetrics
-	salt    [32]byte
-	now     func() time.Time
+	salt         [32]byte
+	now          func() time.Time
 	// clock is the coarse clock of the authentication cache and of
 	// last-use marks; a loop of the state advances it.
 	clock *authcache.Clock
