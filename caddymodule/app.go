@@ -26,6 +26,7 @@ const (
 	DefaultRotationGrace = keystore.DefaultRotationGrace
 	DefaultLastUsedFlush = time.Minute
 	DefaultSweepInterval = time.Minute
+	DefaultUsageFlush    = 10 * time.Second
 
 	DefaultMaxFailuresPerClient = 100
 	DefaultMaxFailuresPerKey    = 20
@@ -64,6 +65,10 @@ type App struct {
 	// LastUsedFlush is how often last-used times are written to Redis.
 	// Default: 1m.
 	LastUsedFlush caddy.Duration `json:"last_used_flush,omitempty"`
+
+	// UsageFlush is how often the usage counts held in memory are written
+	// to Redis (also right after each minute ends). Default: 10s.
+	UsageFlush caddy.Duration `json:"usage_flush,omitempty"`
 
 	// SweepInterval is how often expiry and unused-key deactivation are
 	// recorded. Default: 1m.
@@ -155,6 +160,9 @@ func (a App) withDefaults() App {
 	if a.SweepInterval == 0 {
 		a.SweepInterval = caddy.Duration(DefaultSweepInterval)
 	}
+	if a.UsageFlush == 0 {
+		a.UsageFlush = caddy.Duration(DefaultUsageFlush)
+	}
 	return a
 }
 
@@ -175,6 +183,7 @@ func (a *App) check() error {
 		{"cache_ttl", a.CacheTTL},
 		{"rotation_grace", a.RotationGrace},
 		{"last_used_flush", a.LastUsedFlush},
+		{"usage_flush", a.UsageFlush},
 		{"sweep_interval", a.SweepInterval},
 		{"failure_window", a.FailureWindow},
 	} {

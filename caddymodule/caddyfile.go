@@ -42,6 +42,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		cache_size      <entries>
 //		rotation_grace  <duration>
 //		last_used_flush <duration>
+//		usage_flush     <duration>
 //		sweep_interval  <duration>
 //		max_failures_per_client <n>
 //		max_failures_per_key    <n>
@@ -133,7 +134,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				a.MaxFailuresPerKey = n
 			}
-		case "cache_ttl", "rotation_grace", "last_used_flush", "sweep_interval", "failure_window":
+		case "cache_ttl", "rotation_grace", "last_used_flush", "usage_flush", "sweep_interval", "failure_window":
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
@@ -149,6 +150,8 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				a.RotationGrace = v
 			case "last_used_flush":
 				a.LastUsedFlush = v
+			case "usage_flush":
+				a.UsageFlush = v
 			case "failure_window":
 				a.FailureWindow = v
 			default:

@@ -28,6 +28,9 @@ type gate struct {
 	challenge string
 	// errLog limits the error lines of 503s; nil: no limit.
 	errLog *logLimiter
+	// countUsage counts the rejections of existing keys for usage
+	// analytics: set for the access_keys handler, not for the API's.
+	countUsage bool
 }
 
 func (g *gate) provision(ctx caddy.Context, realm string) error {
@@ -96,7 +99,7 @@ func (g *gate) verify(w http.ResponseWriter, r *http.Request, k credKey, id, sec
 	if errors.As(err, &ae) {
 		rej := rejection{status: http.StatusUnauthorized, reason: string(ae.Reason), accessID: id}
 		if ae.Key != nil {
-			rej.label, rej.ownerID = ae.Key.Label, ae.Key.OwnerID
+			rej.label, rej.ownerID, rej.keyFound = ae.Key.Label, ae.Key.OwnerID, true
 		}
 		g.reject(w, r, rej)
 		return nil, false

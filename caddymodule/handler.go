@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/accessgate/accessgate/keystore"
+	"github.com/accessgate/accessgate/usage"
 )
 
 func init() {
@@ -98,7 +99,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 	}
-	return h.gate.provision(ctx, h.Realm)
+	if err := h.gate.provision(ctx, h.Realm); err != nil {
+		return err
+	}
+	h.gate.countUsage = true
+	return nil
 }
 
 // Validate checks the handler's settings.
@@ -123,7 +128,8 @@ func (h *Handler) Validate() error {
 // in order: the strict path check, the preflight, authentication and the
 // CORS allowlist (gate.check in gate.go, which reads on from credentials
 // to cache to Redis), the scope rules, the identity headers and
-// placeholders, then the next handler.
+// placeholders, then the next handler. Every request of an existing key is
+// counted for usage analytics (usagecount.go).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if !h.laxPaths && badRequestPath(r) {
 		h.refuseBadPath(w, r)
@@ -138,6 +144,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	ident := e.ident
 	if missing, mapped, err := h.missingScope(r, ident); err != nil {
+		h.gate.app.current().countUsage(ident.AccessID, usage.Status5xx)
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	} else if missing != "" || !mapped && !h.allowAny {
 		h.gate.reject(w, r, rejection{status: http.StatusForbidden, reason: "scope_missing", ident: ident, scope: missing})
@@ -184,7 +191,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		repl.Set("http.auth.user.access_id", e.vals[valAccessID])
 		repl.Set("http.auth.user.scopes", e.vals[valScopes])
 	}
-	return next.ServeHTTP(w, r)
+	return serveCounted(h.gate.app.current(), ident.AccessID, w, r, next)
 }
 
 // missingScope returns the first scope a request needs that the identity

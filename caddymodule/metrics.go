@@ -90,6 +90,11 @@ func (s *state) registerMetrics(reg *prometheus.Registry) error {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "accessgate", Name: "cache_entries", Help: "Entries in the authentication cache."},
 			func() float64 { return float64(s.auth.Len()) }),
 		m.redisLatency,
+		stat("usage_counts_dropped_total", "Usage counts lost because too many (key, minute) pairs waited to be written.",
+			func() uint64 { return uint64(s.usage.Dropped()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "accessgate", Name: "usage_counts_pending",
+			Help: "(key, minute) pairs of usage counts held in memory, waiting to be written to Redis."},
+			func() float64 { return float64(s.usage.Len()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "accessgate", Name: "usage_limits_local",
 			Help: "1 while usage limits are held by this instance alone because Redis cannot be reached, else 0."},
 			func() float64 {

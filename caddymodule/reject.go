@@ -32,6 +32,10 @@ type rejection struct {
 	// limitMsg; KindNone for other refusals.
 	limit    limits.Kind
 	limitMsg string
+	// keyFound says the record of the key of a 401 exists (wrong secret,
+	// deactivated, expired, rotated, owner inactive): such a refusal is
+	// counted in the key's usage, unlike one of an unknown Access ID.
+	keyFound bool
 }
 
 // statusClientClosed is the status a request whose client went away
@@ -39,8 +43,9 @@ type rejection struct {
 // Closed Request, as Caddy's reverse proxy uses it.
 const statusClientClosed = 499
 
-// reject answers a refused request with body A, logs it with its error id
-// and queues its audit event (rate-limited). The 503s of an outage are
+// reject answers a refused request with body A, logs it with its error id,
+// queues its audit event (rate-limited) and, for the access_keys handler,
+// counts it in the key's usage when the key exists (countRejection). The 503s of an outage are
 // logged at error level at most once a second (see logLimiter); the
 // others, like every rejection, at debug level, and every error id is in
 // the request's access log fields.
@@ -118,6 +123,9 @@ func (g *gate) reject(w http.ResponseWriter, r *http.Request, rej rejection) {
 			ev.Details["limit"] = rej.limit.String()
 		}
 		g.app.current().audit.reject(ev)
+	}
+	if g.countUsage {
+		g.app.current().countRejection(&rej)
 	}
 	if rej.limit == limits.KindNone {
 		// A request refused by a usage limit was authenticated: it is

@@ -17,6 +17,7 @@ import (
 	"github.com/accessgate/accessgate/authcache"
 	"github.com/accessgate/accessgate/keystore"
 	"github.com/accessgate/accessgate/limits"
+	"github.com/accessgate/accessgate/usage"
 )
 
 // states holds the shared state of every access_keys app configuration in
@@ -120,9 +121,14 @@ type state struct {
 	// limiter enforces the usage limits.
 	limiter *limits.Limiter
 	audit   *auditQueue
-	metrics *stateMetrics
-	salt    [32]byte
-	now     func() time.Time
+	// usage counts the requests of each key per minute until the
+	// usage flush writes them to usageStore (usagecount.go).
+	usage        *usage.Recorder
+	usageStore   *usage.Store
+	usageFailing atomic.Bool
+	metrics      *stateMetrics
+	salt         [32]byte
+	now          func() time.Time
 	// clock is the coarse clock of the authentication cache and of
 	// last-use marks; a loop of the state advances it.
 	clock *authcache.Clock
@@ -209,6 +215,8 @@ func newState(cfg App) (*state, error) {
 	s.byClient = newFailureLimiter(cfg.MaxFailuresPerClient, window, 100000)
 	s.byKey = newFailureLimiter(cfg.MaxFailuresPerKey, window, 100000)
 	s.audit = newAuditQueue(s.store, logEvent, 1024, 20, 100)
+	s.usage = usage.NewRecorder(usageRecorderPairs)
+	s.usageStore = usage.NewStore(rdb, cfg.KeyPrefix)
 	s.limiter = limits.New(limits.Options{Redis: rdb, Prefix: cfg.KeyPrefix, Logger: s.logger(), MaxSubjects: cfg.CacheSize})
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -216,6 +224,7 @@ func newState(cfg App) (*state, error) {
 	s.loop(ctx, func(ctx context.Context) { s.clock.Run(ctx, clockTick) })
 	s.loop(ctx, s.audit.run)
 	s.loop(ctx, s.subscribe)
+	s.loop(ctx, s.runUsageFlush)
 	s.every(ctx, time.Duration(cfg.LastUsedFlush), s.flushLastUsed)
 	s.every(ctx, time.Duration(cfg.SweepInterval), s.sweep)
 	s.every(ctx, time.Minute, func(context.Context) {
@@ -326,12 +335,16 @@ func (s *state) release() {
 	}
 }
 
-// close stops the loops and closes the Redis client.
+// close stops the loops, writes the last-used times and usage counts held,
+// and closes the Redis client.
 func (s *state) close() error {
 	s.cancel()
 	s.wg.Wait()
 	flush, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	s.flushLastUsed(flush)
+	cancel()
+	flush, cancel = context.WithTimeout(context.Background(), 2*time.Second)
+	s.flushUsage(flush)
 	cancel()
 	s.limiter.Close()
 	return s.rdb.Close()
