@@ -168,7 +168,7 @@ func (i apiInstance) ForgetAll()                         { i.st.forgetAll() }
 func (i apiInstance) AuditRefusal(e keystore.Event)      { i.st.audit.reject(e) }
 
 // Usage returns the store of the keys' usage counts, on the app's Redis.
-func (i apiInstance) Usage() *usage.Store { return usage.NewStore(i.st.rdb, i.st.cfg.KeyPrefix) }
+func (i apiInstance) Usage() *usage.Store { return i.st.usageStore }
 
 // QuotaUsages reads quota counters from the app's Redis.
 func (i apiInstance) QuotaUsages(ctx context.Context, subs []limits.QuotaSubject) ([]limits.QuotaUse, error) {
