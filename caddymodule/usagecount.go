@@ -55,8 +55,8 @@ func (s *state) countRejection(rej *rejection) {
 	}
 }
 
-// flushUsage writes the counts held to Redis; on failure they are given
-// back, to be written with the next ones.
+// flushUsage writes the counts held to Redis; those that could not be
+// written are given back, to be written with the next ones.
 func (s *state) flushUsage(ctx context.Context) {
 	ds := s.usage.Take()
 	if len(ds) == 0 {
@@ -64,14 +64,14 @@ func (s *state) flushUsage(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, usageWriteTimeout)
 	defer cancel()
-	err := s.usageStore.Write(ctx, ds)
+	unwritten, err := s.usageStore.Write(ctx, ds)
 	if err == nil {
 		if s.usageFailing.Swap(false) {
 			s.logger().Info("usage counts written again")
 		}
 		return
 	}
-	s.usage.Restore(ds)
+	s.usage.Restore(unwritten)
 	if !s.usageFailing.Swap(true) {
 		s.logger().Warn("usage counts could not be written; they are kept in memory and retried", zap.Error(err))
 	}

@@ -25,7 +25,7 @@ func writeUsage(t *testing.T, url, prefix string, ds ...usage.Delta) {
 	}
 	rdb := redis.NewClient(o)
 	defer rdb.Close()
-	if err := usage.NewStore(rdb, prefix).Write(t.Context(), ds); err != nil {
+	if _, err := usage.NewStore(rdb, prefix).Write(t.Context(), ds); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -67,7 +67,7 @@ func newUsageFixture(t *testing.T) *usageFixture {
 		{AccessID: f.robot.id, Minute: at(80 * time.Minute), Counts: counts(o2xx, 5)},
 		{AccessID: f.gone.id, Minute: at(80 * time.Minute), Counts: counts(o2xx, 50, oForbid, 1)},
 	}
-	if err := usage.NewStore(f.rdb, f.prefix).Write(ctx, ds); err != nil {
+	if _, err := usage.NewStore(f.rdb, f.prefix).Write(ctx, ds); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.store.DeleteKey(ctx, f.gone.id, testOp); err != nil {

@@ -111,11 +111,15 @@ return 1
 `)
 
 // Write adds deltas to the stored buckets of their keys, to the
-// organisation's totals and to the rankings, in one pipeline. On an
-// error, part of the deltas may have been written.
-func (s *Store) Write(ctx context.Context, ds []Delta) error {
+// organisation's totals and to the rankings, in one pipeline. On an error
+// it returns the deltas whose keys' buckets were not written, to be
+// written again later; the others are written (a write that timed out
+// without an answer counts as not written, so it may count twice). The
+// organisation's totals and the rankings follow the keys' buckets except
+// when part of a pipeline fails.
+func (s *Store) Write(ctx context.Context, ds []Delta) ([]Delta, error) {
 	if len(ds) == 0 {
-		return nil
+		return nil, nil
 	}
 	org := map[int64]*Counts{}
 	type rank struct {
@@ -171,22 +175,39 @@ func (s *Store) Write(ctx context.Context, ds []Delta) error {
 		pipe.ExpireAt(ctx, r.key, r.exp)
 	}
 	_, err := pipe.Exec(ctx)
-	if err == nil || !isNoScript(err) {
-		return err
+	if err == nil {
+		return nil, nil
 	}
-	// The script is not loaded (the first write, or after a restart of
-	// Redis): send it whole for the calls that failed, which changed
-	// nothing; the rest was written.
+	// Calls that failed with NOSCRIPT (the first write, or after a restart
+	// of Redis) changed nothing: they are sent again with the script whole.
 	retry := s.rdb.Pipeline()
-	for _, c := range calls {
+	again := map[int]*redis.Cmd{}
+	for i, c := range calls {
 		if isNoScript(c.cmd.Err()) {
-			addCounts.Eval(ctx, retry, c.keys, c.args...)
-		} else if c.cmd.Err() != nil {
-			return c.cmd.Err()
+			again[i] = addCounts.Eval(ctx, retry, c.keys, c.args...)
 		}
 	}
-	_, err = retry.Exec(ctx)
-	return err
+	if len(again) > 0 {
+		_, _ = retry.Exec(ctx)
+	}
+	var unwritten []Delta
+	var firstErr error
+	for i := range ds {
+		cerr := calls[i].cmd.Err()
+		if r, ok := again[i]; ok {
+			cerr = r.Err()
+		}
+		if cerr != nil {
+			unwritten = append(unwritten, ds[i])
+			if firstErr == nil {
+				firstErr = cerr
+			}
+		}
+	}
+	if firstErr == nil && !isNoScript(err) {
+		firstErr = err // the keys' buckets are written; a total or a ranking is not
+	}
+	return unwritten, firstErr
 }
 
 func isNoScript(err error) bool {

@@ -127,7 +127,7 @@ func TestStoreWriteAndRead(t *testing.T) {
 	}
 	// Two writes (as two flushes, or two gateways) add up.
 	for range 2 {
-		if err := s.Write(ctx, []Delta{
+		if _, err := s.Write(ctx, []Delta{
 			{AccessID: "suA", Minute: m(5), Counts: c(1, 0, 2, 10, 0, 0, 1)},
 			{AccessID: "suA", Minute: m(45), Counts: c(0, 3, 0, 5)},
 			{AccessID: "suB", Minute: m(5), Counts: c(0, 0, 0, 7)},
@@ -184,7 +184,7 @@ func TestStoreExpiry(t *testing.T) {
 	s, srv := newStore(t)
 	ctx := context.Background()
 	now := time.Now().UTC()
-	if err := s.Write(ctx, []Delta{{AccessID: "suT", Minute: now.Truncate(time.Minute), Counts: Counts{Status2xx: 1}}}); err != nil {
+	if _, err := s.Write(ctx, []Delta{{AccessID: "suT", Minute: now.Truncate(time.Minute), Counts: Counts{Status2xx: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	rdb := srv.Client(t)
@@ -202,13 +202,13 @@ func TestStoreWriteAfterScriptFlush(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Minute)
 	d := []Delta{{AccessID: "suF", Minute: now, Counts: Counts{Status2xx: 1}}}
-	if err := s.Write(ctx, d); err != nil {
+	if _, err := s.Write(ctx, d); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Client(t).ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Write(ctx, d); err != nil {
+	if _, err := s.Write(ctx, d); err != nil {
 		t.Fatal(err)
 	}
 	bs, err := s.Key(ctx, "suF", now.Add(-time.Minute), now.Add(time.Minute), Minute)
@@ -234,5 +234,18 @@ func TestParseCountsIgnoresJunk(t *testing.T) {
 		if c != want {
 			t.Errorf("parseCounts(%q) = %v, want %v", val, c, want)
 		}
+	}
+}
+
+func TestStoreWriteUnreachable(t *testing.T) {
+	s, srv := newStore(t)
+	srv.Stop(t)
+	ds := []Delta{
+		{AccessID: "suX", Minute: time.Now().UTC().Truncate(time.Minute), Counts: Counts{Status2xx: 3}},
+		{AccessID: "suY", Minute: time.Now().UTC().Truncate(time.Minute), Counts: Counts{Forbidden: 1}},
+	}
+	unwritten, err := s.Write(context.Background(), ds)
+	if err == nil || len(unwritten) != len(ds) {
+		t.Fatalf("Write with Redis down: %d of %d deltas returned as unwritten, error %v", len(unwritten), len(ds), err)
 	}
 }
