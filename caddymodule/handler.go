@@ -191,7 +191,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		repl.Set("http.auth.user.access_id", e.vals[valAccessID])
 		repl.Set("http.auth.user.scopes", e.vals[valScopes])
 	}
-	return serveCounted(h.gate.app.current(), ident.AccessID, w, r, next)
+	return serveCounted(h.gate.app.current(), e, w, r, next)
 }
 
 // missingScope returns the first scope a request needs that the identity

@@ -57,6 +57,9 @@ type entry struct {
 	// subject is the usage limits that apply to the key's requests; nil
 	// when none does.
 	subject *limits.Subject
+	// use counts the key's allowed requests for usage analytics without a
+	// lock (usage.Cell); nil in entries built outside a state (tests).
+	use *usage.Cell
 }
 
 func newEntry(id *keystore.Identity) *entry {
@@ -72,6 +75,7 @@ func newEntry(id *keystore.Identity) *entry {
 // defaults.
 func (s *state) newEntry(id *keystore.Identity) *entry {
 	e := newEntry(id)
+	e.use = s.usage.NewCell(id.AccessID)
 	sub := &limits.Subject{KeyID: id.LimitID, OwnerID: id.OwnerID}
 	if sub.KeyID == "" {
 		sub.KeyID = id.AccessID

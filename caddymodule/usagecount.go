@@ -138,7 +138,7 @@ func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 // counts the request with the status class the client got: the status
 // written, else the one Caddy makes of the handler's error (500 unless it
 // says otherwise), else 200.
-func serveCounted(st *state, accessID string, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+func serveCounted(st *state, e *entry, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	sw := statusWriters.Get().(*statusWriter)
 	sw.ResponseWriter, sw.status = w, 0
 	err := next.ServeHTTP(sw, r)
@@ -155,6 +155,10 @@ func serveCounted(st *state, accessID string, w http.ResponseWriter, r *http.Req
 			}
 		}
 	}
-	st.countUsage(accessID, usage.StatusOutcome(status))
+	if e.use != nil {
+		e.use.Add(usage.StatusOutcome(status), st.clock.Now())
+	} else {
+		st.countUsage(e.ident.AccessID, usage.StatusOutcome(status))
+	}
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/accessgate/accessgate/authcache"
+	"github.com/accessgate/accessgate/keystore"
 	"github.com/accessgate/accessgate/usage"
 )
 
@@ -83,7 +84,8 @@ func TestUsageStatusOfAllowedRequests(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			st := &state{usage: usage.NewRecorder(10), clock: authcache.NewClock()}
 			next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error { return tc.next(w) })
-			_ = serveCounted(st, "suTEST00000000", httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), next)
+			e := &entry{ident: &keystore.Identity{AccessID: "suTEST00000000"}, use: st.usage.NewCell("suTEST00000000")}
+			_ = serveCounted(st, e, httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), next)
 			ds := st.usage.Take()
 			if len(ds) != 1 || ds[0].AccessID != "suTEST00000000" || ds[0].Counts.Requests() != 1 || ds[0].Counts[tc.want] != 1 {
 				t.Fatalf("counted %+v, want one request with outcome %d", ds, tc.want)

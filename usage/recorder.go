@@ -23,6 +23,10 @@ type Recorder struct {
 	per     int // pairs per shard
 	shards  [recShards]recShard
 	dropped atomic.Int64
+
+	// cells lists the Cells holding counts (see cell.go).
+	cellsMu sync.Mutex
+	cells   []*Cell
 }
 
 const recShards = 16
@@ -72,8 +76,9 @@ func (r *Recorder) lock(k recKey) (*recShard, *Counts) {
 	return sh, c
 }
 
-// Take drains what was counted since the last Take.
+// Take drains what was counted since the last Take, Cells included.
 func (r *Recorder) Take() []Delta {
+	r.drainCells()
 	var out []Delta
 	for i := range r.shards {
 		sh := &r.shards[i]

@@ -249,3 +249,71 @@ func TestStoreWriteUnreachable(t *testing.T) {
 		t.Fatalf("Write with Redis down: %d of %d deltas returned as unwritten, error %v", len(unwritten), len(ds), err)
 	}
 }
+
+// TestCell counts a minute through a Cell, then the next one: the ended
+// minute is moved into the Recorder, and Add allocates nothing.
+func TestCell(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 12, 0, 10, 0, time.UTC)
+	r2 := NewRecorder(100)
+	c2 := r2.NewCell("suCell")
+	for range 1000 {
+		c2.Add(Status4xx, t0)
+	}
+	c2.Add(Status2xx, t0.Add(time.Minute)) // the next minute: rolls over
+	ds := r2.Take()
+	got := map[string]Counts{}
+	for _, d := range ds {
+		got[d.Minute.Format("15:04")] = d.Counts
+	}
+	if got["12:00"][Status4xx] != 1000 || got["12:01"][Status2xx] != 1 || len(got) != 2 {
+		t.Fatalf("cell counts by minute: %v", got)
+	}
+	if n := testing.AllocsPerRun(1000, func() { c2.Add(Status2xx, t0.Add(time.Minute)) }); n != 0 {
+		t.Fatalf("Cell.Add allocates %v times", n)
+	}
+}
+
+func TestCellLosesNothingUnderConcurrentTakes(t *testing.T) {
+	r := NewRecorder(1000)
+	c := r.NewCell("suCell")
+	now := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var drained int64
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, d := range r.Take() {
+				mu.Lock()
+				drained += d.Counts.Requests()
+				mu.Unlock()
+			}
+		}
+	}()
+	var adders sync.WaitGroup
+	for range 4 {
+		adders.Add(1)
+		go func() {
+			defer adders.Done()
+			for range 5000 {
+				c.Add(Status2xx, now)
+			}
+		}()
+	}
+	adders.Wait()
+	close(stop)
+	wg.Wait()
+	for _, d := range r.Take() {
+		drained += d.Counts.Requests()
+	}
+	if drained != 20000 {
+		t.Fatalf("drained %d counts, want 20000", drained)
+	}
+}
