@@ -2,14 +2,17 @@ package caddymodule_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/accessgate/accessgate/internal/gatewaytest"
 	"github.com/accessgate/accessgate/internal/redistest"
 	"github.com/accessgate/accessgate/keystore"
 	"github.com/accessgate/accessgate/limits"
@@ -69,6 +72,51 @@ func (e *usageEnv) gateway(t *testing.T, flush string) *fleetGateway {
 	return startFleetGateway(t, e.upstream, fleetOptions{
 		redis: []string{e.redis.URL()}, prefix: e.prefix, extra: "usage_flush " + flush,
 	})
+}
+
+// bucketTotals is the sum of the buckets of `caddy access-keys usage
+// --json`, by the JSON names of CONTRACT §9.
+type bucketTotals struct {
+	Requests, Allowed, Unauthorized, Forbidden, RateLimited int64
+	Status2xx, Status3xx, Status4xx, Status5xx              int64
+}
+
+func jsonCounts(c usage.Counts) bucketTotals {
+	return bucketTotals{c.Requests(), c.Allowed(), c[usage.Unauthorized], c[usage.Forbidden], c[usage.RateLimited],
+		c[usage.Status2xx], c[usage.Status3xx], c[usage.Status4xx], c[usage.Status5xx]}
+}
+
+// cliUsage runs the built binary's `access-keys usage ID --json` on the
+// test's Redis and sums its minute buckets.
+func (e *usageEnv) cliUsage(t *testing.T, id string) bucketTotals {
+	t.Helper()
+	out, err := exec.Command(gatewaytest.Binary(t), "access-keys", "usage", id, "--redis", e.redis.URL(), "--prefix", e.prefix,
+		"--since", "30m", "--granularity", "minute", "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("caddy access-keys usage %s: %v\n%s", id, err, out)
+	}
+	var res struct {
+		Data []struct {
+			Requests, Allowed, Unauthorized, Forbidden, RateLimited int64
+			Status2xx, Status3xx, Status4xx, Status5xx              int64
+		}
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("caddy access-keys usage %s --json: %v\n%s", id, err, out)
+	}
+	var sum bucketTotals
+	for _, b := range res.Data {
+		sum.Requests += b.Requests
+		sum.Allowed += b.Allowed
+		sum.Unauthorized += b.Unauthorized
+		sum.Forbidden += b.Forbidden
+		sum.RateLimited += b.RateLimited
+		sum.Status2xx += b.Status2xx
+		sum.Status3xx += b.Status3xx
+		sum.Status4xx += b.Status4xx
+		sum.Status5xx += b.Status5xx
+	}
+	return sum
 }
 
 // counts sums the minute buckets of key id since the test started (id ""
@@ -204,6 +252,12 @@ func TestUsageCountsTrafficMix(t *testing.T) {
 	e.waitCounts(t, 10*time.Second, want)
 	if a := wantA; a.Requests() != 22 || a.Allowed() != 16 {
 		t.Fatalf("expected counts of the mix are wrong: %v", a)
+	}
+	// The command line shows the same counts.
+	for id, w := range map[string]usage.Counts{a.id: wantA, off.id: wantOff, limited.id: wantLimited} {
+		if got, want := e.cliUsage(t, id), jsonCounts(w); got != want {
+			t.Errorf("caddy access-keys usage %s --json: %+v, want %+v", id, got, want)
+		}
 	}
 
 	// Written once: more flushes add nothing.
