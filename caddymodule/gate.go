@@ -224,7 +224,11 @@ func (e *limitError) Error() string { return "too many failed authentication att
 // malformed answers a request without well-formed credentials; id is the
 // Access ID presented, if any.
 func (g *gate) malformed(w http.ResponseWriter, r *http.Request, id string) {
-	g.app.current().failed("", clientIP(r))
+	st := g.app.current()
+	st.failed("", clientIP(r))
+	if g.countUsage && keystore.ValidAccessID(id) {
+		st.countMalformed(id)
+	}
 	g.reject(w, r, rejection{status: http.StatusUnauthorized, reason: string(keystore.ReasonMalformed), accessID: printableID(id)})
 }
 

@@ -128,6 +128,10 @@ type state struct {
 	// usage counts the requests of each key per minute until the
 	// usage flush writes them to usageStore (usagecount.go).
 	usage        *usage.Recorder
+	// unverified counts requests whose Access Key failed its checksum,
+	// by the Access ID they named, until a flush learns which of those
+	// IDs exist (usagecount.go).
+	unverified *usage.Recorder
 	usageStore   *usage.Store
 	usageFailing atomic.Bool
 	metrics      *stateMetrics
@@ -220,6 +224,7 @@ func newState(cfg App) (*state, error) {
 	s.byKey = newFailureLimiter(cfg.MaxFailuresPerKey, window, 100000)
 	s.audit = newAuditQueue(s.store, logEvent, 1024, 20, 100)
 	s.usage = usage.NewRecorder(usageRecorderPairs)
+	s.unverified = usage.NewRecorder(unverifiedPairs)
 	s.usageStore = usage.NewStore(rdb, cfg.KeyPrefix)
 	s.limiter = limits.New(limits.Options{Redis: rdb, Prefix: cfg.KeyPrefix, Logger: s.logger(), MaxSubjects: cfg.CacheSize})
 

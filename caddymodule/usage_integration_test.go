@@ -235,22 +235,29 @@ func TestUsageCountsTrafficMix(t *testing.T) {
 	sendN(t, client, 1, col+"200", &limited, nil, http.StatusOK)
 	sendN(t, client, 2, col+"200", &limited, nil, http.StatusTooManyRequests)
 
-	// Not counted: unknown Access IDs (well-formed, with valid secrets),
-	// malformed credentials, no credentials.
+	// A key that fails its checksum names an existing Access ID: counted
+	// once a flush has checked that the ID exists.
+	sendN(t, client, 2, col+"200", &cred{a.id, "not-a-key"}, nil, http.StatusUnauthorized)
+	sendN(t, client, 1, col+"200", &cred{a.id, strings.Repeat("x", keystore.AccessKeyLen)}, nil, http.StatusUnauthorized)
+
+	// Not counted: unknown Access IDs (with valid secrets or not), IDs of
+	// the wrong shape, no credentials.
 	for range 3 {
 		unknown := cred{keystore.NewAccessID(), keystore.NewAccessKey()}
 		sendN(t, client, 1, col+"200", &unknown, nil, http.StatusUnauthorized)
+		forged := cred{keystore.NewAccessID(), "not-a-key"}
+		sendN(t, client, 1, col+"200", &forged, nil, http.StatusUnauthorized)
 	}
-	sendN(t, client, 2, col+"200", &cred{a.id, "not-a-key"}, nil, http.StatusUnauthorized)
+	sendN(t, client, 1, col+"200", &cred{"not-an-id", keystore.NewAccessKey()}, nil, http.StatusUnauthorized)
 	sendN(t, client, 1, col+"200", nil, nil, http.StatusUnauthorized)
 
 	wantA := counts(usage.Status2xx, 7, usage.Status3xx, 2, usage.Status4xx, 3, usage.Status5xx, 4,
-		usage.Unauthorized, 2, usage.Forbidden, 4)
+		usage.Unauthorized, 5, usage.Forbidden, 4)
 	wantOff := counts(usage.Unauthorized, 1)
 	wantLimited := counts(usage.Status2xx, 1, usage.RateLimited, 2)
 	want := map[string]usage.Counts{a.id: wantA, off.id: wantOff, limited.id: wantLimited, "": plus(wantA, wantOff, wantLimited)}
 	e.waitCounts(t, 10*time.Second, want)
-	if a := wantA; a.Requests() != 22 || a.Allowed() != 16 {
+	if a := wantA; a.Requests() != 25 || a.Allowed() != 16 {
 		t.Fatalf("expected counts of the mix are wrong: %v", a)
 	}
 	// The command line shows the same counts.

@@ -29,6 +29,11 @@ import (
 // of keys during an outage.
 const usageRecorderPairs = 200000
 
+// unverifiedPairs bounds the (Access ID, minute) pairs of requests whose
+// Access Key failed its checksum, held until a flush checks which IDs
+// exist: invented IDs can fill it, never the counts of real keys.
+const unverifiedPairs = 10000
+
 // usageWriteTimeout bounds one write of the counts to Redis.
 const usageWriteTimeout = 5 * time.Second
 
@@ -58,12 +63,12 @@ func (s *state) countRejection(rej *rejection) {
 // flushUsage writes the counts held to Redis; those that could not be
 // written are given back, to be written with the next ones.
 func (s *state) flushUsage(ctx context.Context) {
-	ds := s.usage.Take()
+	ctx, cancel := context.WithTimeout(ctx, usageWriteTimeout)
+	defer cancel()
+	ds := append(s.usage.Take(), s.existingUnverified(ctx)...)
 	if len(ds) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, usageWriteTimeout)
-	defer cancel()
 	unwritten, err := s.usageStore.Write(ctx, ds)
 	if err == nil {
 		if s.usageFailing.Swap(false) {
@@ -97,6 +102,43 @@ func (s *state) runUsageFlush(ctx context.Context) {
 			s.flushUsage(ctx)
 		}
 	}
+}
+
+// countMalformed counts a request whose Access Key failed its checksum
+// (or length) under the well-formed Access ID it named; the next flush
+// keeps the count only if that ID exists.
+func (s *state) countMalformed(accessID string) {
+	s.unverified.Add(accessID, usage.Unauthorized, s.clock.Now())
+}
+
+// existingUnverified returns the counts of requests with malformed keys
+// whose Access IDs exist, checked in one round trip; the rest are
+// dropped. When Redis cannot say, they are kept for the next flush.
+func (s *state) existingUnverified(ctx context.Context) []usage.Delta {
+	ds := s.unverified.Take()
+	if len(ds) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(ds))
+	seen := make(map[string]bool, len(ds))
+	for _, d := range ds {
+		if !seen[d.AccessID] {
+			seen[d.AccessID] = true
+			ids = append(ids, d.AccessID)
+		}
+	}
+	known, err := s.store.KeysExist(ctx, ids)
+	if err != nil {
+		s.unverified.Restore(ds)
+		return nil
+	}
+	out := ds[:0]
+	for _, d := range ds {
+		if known[d.AccessID] {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // statusWriter remembers the status of the response it passes on, for the

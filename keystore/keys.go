@@ -592,3 +592,26 @@ func (s *Store) announceKey(ctx context.Context, p redis.Pipeliner, k *Key) {
 		s.announce(ctx, p, invalidateKeyPrefix+k.RotatedFrom)
 	}
 }
+
+// KeysExist reports which of the Access IDs have a key record, in one
+// pipeline (one round trip per Redis node).
+func (s *Store) KeysExist(ctx context.Context, ids []string) (map[string]bool, error) {
+	out := make(map[string]bool, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.Exists(ctx, s.keyKey(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	for i, id := range ids {
+		if cmds[i].Val() == 1 {
+			out[id] = true
+		}
+	}
+	return out, nil
+}
