@@ -91,7 +91,7 @@ func (s *state) registerMetrics(reg *prometheus.Registry) error {
 			func() float64 { return float64(s.auth.Len()) }),
 		m.redisLatency,
 		stat("usage_counts_dropped_total", "Usage counts lost because too many (key, minute) pairs waited to be written.",
-			func() uint64 { return uint64(s.usage.Dropped()) }),
+			func() uint64 { return uint64(s.usage.Dropped() + s.unverified.Dropped()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "accessgate", Name: "usage_counts_pending",
 			Help: "(key, minute) pairs of usage counts held in memory, waiting to be written to Redis."},
 			func() float64 { return float64(s.usage.Len()) }),
