@@ -127,11 +127,11 @@ type state struct {
 	audit   *auditQueue
 	// usage counts the requests of each key per minute until the
 	// usage flush writes them to usageStore (usagecount.go).
-	usage        *usage.Recorder
+	usage *usage.Recorder
 	// unverified counts requests whose Access Key failed its checksum,
 	// by the Access ID they named, until a flush learns which of those
 	// IDs exist (usagecount.go).
-	unverified *usage.Recorder
+	unverified   *usage.Recorder
 	usageStore   *usage.Store
 	usageFailing atomic.Bool
 	metrics      *stateMetrics
