@@ -186,11 +186,10 @@ func (e *env) views(keys []*keystore.Key) ([]keyView, error) {
 			}
 			owners[k.OwnerID] = p
 		}
-		v, err := e.withLimits(keystore.View(k, pol, used[k.ID], p, "", now), k)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
+		out = append(out, keyView{AccessKey: keystore.View(k, pol, used[k.ID], p, "", now)})
+	}
+	if err := e.fillQuotaUse(keys, out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

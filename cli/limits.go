@@ -154,17 +154,35 @@ type keyView struct {
 	QuotaResetsAt *keystore.Timestamp `json:"quotaResetsAt"`
 }
 
-// withLimits adds the limits of k, and the use of its quota, to v.
+// withLimits adds the use of k's quota to v.
 func (e *env) withLimits(v keystore.AccessKey, k *keystore.Key) (keyView, error) {
-	kv := keyView{AccessKey: v}
-	if k.Quota != nil {
-		used, resets, err := limits.QuotaUsage(e.ctx, e.store.Client(), e.store.Prefix(), k.LimitID(), *k.Quota, e.store.Now())
-		if err != nil {
-			return keyView{}, fmt.Errorf("reading the quota use of %s: %w", k.ID, err)
+	out := []keyView{{AccessKey: v}}
+	err := e.fillQuotaUse([]*keystore.Key{k}, out)
+	return out[0], err
+}
+
+// fillQuotaUse sets quotaUsed and quotaResetsAt of the views of the keys
+// with a quota, reading every counter in one round trip.
+func (e *env) fillQuotaUse(keys []*keystore.Key, out []keyView) error {
+	var subs []limits.QuotaSubject
+	var at []int
+	for i, k := range keys {
+		if k.Quota != nil {
+			subs = append(subs, limits.QuotaSubject{ID: k.LimitID(), Quota: *k.Quota})
+			at = append(at, i)
 		}
-		kv.QuotaUsed, kv.QuotaResetsAt = used, &keystore.Timestamp{Time: resets.UTC().Truncate(time.Millisecond)}
 	}
-	return kv, nil
+	if len(subs) == 0 {
+		return nil
+	}
+	uses, err := limits.QuotaUsages(e.ctx, e.store.Client(), e.store.Prefix(), subs, e.store.Now())
+	if err != nil {
+		return fmt.Errorf("reading quota use: %w", err)
+	}
+	for j, u := range uses {
+		out[at[j]].QuotaUsed, out[at[j]].QuotaResetsAt = u.Used, &keystore.Timestamp{Time: u.ResetsAt.UTC().Truncate(time.Millisecond)}
+	}
+	return nil
 }
 
 // normalRate is r with its burst filled in, as the API shows it.
