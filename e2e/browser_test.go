@@ -116,11 +116,20 @@ https://app.localhost:%[3]d, https://evil.localhost:%[3]d {
 // HTTPS with its internal CA.
 func startStack(t *testing.T) *stack {
 	t.Helper()
+	prefix := "e2e" + strings.ToLower(strings.NewReplacer("/", "", "_", "").Replace(t.Name()))
+	return startStackWith(t, stackCaddyfile, prefix, true)
+}
+
+// startStackWith starts the stack on a Caddyfile template taking the
+// admin port, the HTTP port, the HTTPS port, the Redis URL and the key
+// prefix, in that order; its client follows redirects only when
+// followRedirects is set.
+func startStackWith(t *testing.T, caddyfile, prefix string, followRedirects bool) *stack {
+	t.Helper()
 	s := &stack{redis: redistest.Start(t)}
 	admin, httpPort, port := gatewaytest.FreePort(t), gatewaytest.FreePort(t), gatewaytest.FreePort(t)
 	s.port = port
-	prefix := "e2e" + strings.ToLower(strings.NewReplacer("/", "", "_", "").Replace(t.Name()))
-	s.gw = gatewaytest.Start(t, fmt.Sprintf(stackCaddyfile, admin, httpPort, port, s.redis.URL(), prefix))
+	s.gw = gatewaytest.Start(t, fmt.Sprintf(caddyfile, admin, httpPort, port, s.redis.URL(), prefix))
 	s.store = keystore.New(s.redis.Client(t), keystore.Options{Prefix: prefix})
 	s.loadCA(t)
 	s.client = &http.Client{
@@ -136,6 +145,9 @@ func startStack(t *testing.T) *stack {
 				return d.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", p))
 			},
 		},
+	}
+	if !followRedirects {
+		s.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	}
 	t.Cleanup(s.client.CloseIdleConnections)
 	s.waitHTTPS(t)

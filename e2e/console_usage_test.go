@@ -2,11 +2,9 @@ package e2e_test
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -17,8 +15,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/accessgate/accessgate/internal/gatewaytest"
-	"github.com/accessgate/accessgate/internal/redistest"
 	"github.com/accessgate/accessgate/keystore"
 	"github.com/accessgate/accessgate/limits"
 )
@@ -67,35 +63,11 @@ https://app.localhost:%[3]d, https://evil.localhost:%[3]d {
 }
 `
 
-// startUsageStack is startStack with usageCaddyfile.
+// startUsageStack is the stack on usageCaddyfile, whose client follows
+// no redirect: a 302 is an outcome of its own.
 func startUsageStack(t *testing.T) *stack {
 	t.Helper()
-	s := &stack{redis: redistest.Start(t)}
-	admin, httpPort, port := gatewaytest.FreePort(t), gatewaytest.FreePort(t), gatewaytest.FreePort(t)
-	s.port = port
-	prefix := "e2eusage"
-	s.gw = gatewaytest.Start(t, fmt.Sprintf(usageCaddyfile, admin, httpPort, port, s.redis.URL(), prefix))
-	s.store = keystore.New(s.redis.Client(t), keystore.Options{Prefix: prefix})
-	s.loadCA(t)
-	s.client = &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: s.roots},
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				_, p, err := net.SplitHostPort(addr)
-				if err != nil {
-					return nil, err
-				}
-				var d net.Dialer
-				return d.DialContext(ctx, network, net.JoinHostPort("127.0.0.1", p))
-			},
-			// No redirect is followed: a 302 is an outcome of its own.
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	t.Cleanup(s.client.CloseIdleConnections)
-	s.waitHTTPS(t)
-	return s
+	return startStackWith(t, usageCaddyfile, "e2eusage", false)
 }
 
 // usageBucket is one bucket of the usage API (CONTRACT §9).

@@ -76,17 +76,12 @@ func QuotaUsages(ctx context.Context, rdb redis.Cmdable, prefix string, subs []Q
 }
 
 // QuotaUsage reads how much of quota q the subject id has used in the
-// period holding now, and when that period ends. Requests leased to an
-// instance but not yet made count as used.
+// period holding now, and when that period ends (QuotaUsages for one).
 func QuotaUsage(ctx context.Context, rdb redis.Cmdable, prefix, id string, q Quota, now time.Time) (used int64, resetsAt time.Time, err error) {
-	_, resetsAt = q.Window(now)
-	s, err := rdb.Get(ctx, quotaKey(prefix, id, q, now)).Result()
-	if errors.Is(err, redis.Nil) {
-		return 0, resetsAt, nil
-	}
+	uses, err := QuotaUsages(ctx, rdb, prefix, []QuotaSubject{{ID: id, Quota: q}}, now)
 	if err != nil {
-		return 0, resetsAt, err
+		_, end := q.Window(now)
+		return 0, end, err
 	}
-	used, err = strconv.ParseInt(s, 10, 64)
-	return used, resetsAt, err
+	return uses[0].Used, uses[0].ResetsAt, nil
 }

@@ -23,15 +23,11 @@ type tableShard[V any] struct {
 	lru *simplelru.LRU[string, *V]
 }
 
-func newTable[V any](size int, evicted func(*V)) *table[V] {
+func newTable[V any](size int) *table[V] {
 	t := &table[V]{seed: maphash.MakeSeed()}
 	per := max(size/tableShards, 1)
 	for i := range t.shards {
-		var onEvict simplelru.EvictCallback[string, *V]
-		if evicted != nil {
-			onEvict = func(_ string, v *V) { evicted(v) }
-		}
-		t.shards[i].lru, _ = simplelru.NewLRU[string, *V](per, onEvict)
+		t.shards[i].lru, _ = simplelru.NewLRU[string, *V](per, nil)
 	}
 	return t
 }
@@ -48,29 +44,4 @@ func (t *table[V]) get(id string, init func(*V)) *V {
 	}
 	sh.mu.Unlock()
 	return v
-}
-
-// each calls f for every subject held.
-func (t *table[V]) each(f func(*V)) {
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.Lock()
-		vals := sh.lru.Values()
-		sh.mu.Unlock()
-		for _, v := range vals {
-			f(v)
-		}
-	}
-}
-
-// len returns the number of subjects held.
-func (t *table[V]) len() int {
-	n := 0
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.Lock()
-		n += sh.lru.Len()
-		sh.mu.Unlock()
-	}
-	return n
 }
