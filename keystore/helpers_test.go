@@ -99,6 +99,9 @@ func newFixture(t testing.TB) *fixture {
 	rdb := srv.Client(t)
 	f := &fixture{srv: srv, rdb: rdb, clock: newFakeClock(time.Now()), log: &eventLog{}, ctx: context.Background()}
 	f.store = New(rdb, Options{Prefix: "ag", Now: f.clock.Now, RotationGrace: 5 * time.Minute, OnEvent: f.log.add})
+	if err := f.store.Migrate(f.ctx); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
 	if _, err := f.store.PutRole(f.ctx, Role{ID: testRole, Capabilities: testCaps}, "admin"); err != nil {
 		t.Fatalf("PutRole: %v", err)
 	}

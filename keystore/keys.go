@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
@@ -201,21 +200,31 @@ func (s *Store) insertKey(ctx context.Context, k *Key) error {
 	return s.indexKey(ctx, k)
 }
 
-// indexKey adds k to the cross-slot indexes. They are written after the
-// record; a failure leaves a record that the sweeper re-indexes.
+// indexKey adds k to the cross-slot indexes: the listing, its owner's
+// set and, when it is enabled, the due indexes of its shard. They are
+// written after the record; a failure leaves a record that the repair
+// indexes.
 func (s *Store) indexKey(ctx context.Context, k *Key) error {
 	pipe := s.rdb.Pipeline()
 	pipe.ZAdd(ctx, s.keysIndex(), redis.Z{Member: k.ID})
 	pipe.SAdd(ctx, s.ownerKeysKey(k.OwnerID), k.ID)
+	if liveEnabled(k) {
+		s.queueIndexDue(ctx, pipe, k, 0)
+	}
 	_, err := pipe.Exec(ctx)
 	return err
 }
 
+// unindexKey removes k from every index and its last use.
 func (s *Store) unindexKey(ctx context.Context, k *Key) error {
 	pipe := s.rdb.Pipeline()
 	pipe.ZRem(ctx, s.keysIndex(), k.ID)
 	pipe.SRem(ctx, s.ownerKeysKey(k.OwnerID), k.ID)
-	pipe.HDel(ctx, s.lastUsedKey(), k.ID)
+	s.queueUnindexDue(ctx, pipe, []string{k.ID})
+	pipe.HDel(ctx, s.lastUsedKey(shardOf(k.ID)), k.ID)
+	if !s.dueLayout.Load() {
+		pipe.HDel(ctx, s.legacyLastUsedKey(), k.ID)
+	}
 	_, err := pipe.Exec(ctx)
 	return err
 }
@@ -360,6 +369,11 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operat
 	}
 	if before.Version == after.Version {
 		return &after, nil
+	}
+	if before.Disabled && !after.Disabled {
+		// Reactivated: the unused clock restarts, and the sweep may have
+		// dropped the key from the due indexes while it was disabled.
+		_ = s.indexDue(ctx, &after)
 	}
 	ref := keyRef(&after)
 	if before.Disabled != after.Disabled {
@@ -551,26 +565,6 @@ func (s *Store) keysByID(ctx context.Context, ids []string) ([]*Key, error) {
 			continue
 		}
 		out = append(out, &k)
-	}
-	return out, nil
-}
-
-// LastUsed returns the stored last-use times of the given keys.
-func (s *Store) LastUsed(ctx context.Context, ids ...string) (map[string]time.Time, error) {
-	out := make(map[string]time.Time, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	vals, err := s.rdb.HMGet(ctx, s.lastUsedKey(), ids...).Result()
-	if err != nil {
-		return nil, err
-	}
-	for i, v := range vals {
-		if str, ok := v.(string); ok {
-			if ms, err := strconv.ParseInt(str, 10, 64); err == nil {
-				out[ids[i]] = time.UnixMilli(ms).UTC()
-			}
-		}
 	}
 	return out, nil
 }

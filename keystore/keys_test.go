@@ -327,7 +327,7 @@ func TestDeleteKey(t *testing.T) {
 	f := newFixture(t)
 	k, secret := f.createKey(t, KeySpec{})
 	other, otherSecret := f.createKey(t, KeySpec{})
-	if err := f.rdb.HSet(f.ctx, f.store.lastUsedKey(), k.ID, f.clock.Now().UnixMilli()).Err(); err != nil {
+	if err := f.rdb.HSet(f.ctx, f.store.lastUsedKey(shardOf(k.ID)), k.ID, f.clock.Now().UnixMilli()).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.store.DeleteKey(f.ctx, k.ID, testOp); err != nil {
@@ -344,7 +344,7 @@ func TestDeleteKey(t *testing.T) {
 	}
 	if f.rdb.ZScore(f.ctx, f.store.keysIndex(), k.ID).Err() == nil ||
 		f.rdb.SIsMember(f.ctx, f.store.ownerKeysKey(testUser), k.ID).Val() ||
-		f.rdb.HExists(f.ctx, f.store.lastUsedKey(), k.ID).Val() {
+		f.rdb.HExists(f.ctx, f.store.lastUsedKey(shardOf(k.ID)), k.ID).Val() {
 		t.Error("the deleted key is still indexed")
 	}
 	if _, err := f.verify(other.ID, otherSecret); err != nil {

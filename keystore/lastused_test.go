@@ -31,10 +31,7 @@ func TestLastUsedOfGoneKeys(t *testing.T) {
 	if err := f.store.RecordLastUsed(f.ctx, uses); err != nil {
 		t.Fatal(err)
 	}
-	fields, err := f.rdb.HKeys(f.ctx, f.store.lastUsedKey()).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	fields := f.lastUsedFields(t)
 	if len(fields) != 1 || fields[0] != live.ID {
 		t.Errorf("last-use fields after the flush: %v, want only the live key %s (deleted %s, rotated %s)", fields, live.ID, deleted.ID, rotated.ID)
 	}
@@ -48,7 +45,8 @@ func TestLastUsedOfGoneKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone := NewAccessID()
-	f.rdb.HSet(f.ctx, f.store.lastUsedKey(), gone, used.UnixMilli(), deleted.ID, used.UnixMilli())
+	f.rdb.HSet(f.ctx, f.store.lastUsedKey(shardOf(gone)), gone, used.UnixMilli())
+	f.rdb.HSet(f.ctx, f.store.lastUsedKey(shardOf(deleted.ID)), deleted.ID, used.UnixMilli())
 	res, err := f.store.RepairIndexes(f.ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -56,9 +54,23 @@ func TestLastUsedOfGoneKeys(t *testing.T) {
 	if res.LastUsedRemoved != 2 {
 		t.Errorf("repair removed %d last-use times, want 2: %+v", res.LastUsedRemoved, res)
 	}
-	fields, _ = f.rdb.HKeys(f.ctx, f.store.lastUsedKey()).Result()
+	fields = f.lastUsedFields(t)
 	want := map[string]bool{live.ID: true, successor.ID: true}
 	if len(fields) != len(want) || !want[fields[0]] || !want[fields[1]] {
 		t.Errorf("last-use fields after the repair: %v, want %v", fields, want)
 	}
+}
+
+// lastUsedFields returns the Access IDs of every shard's last-use hash.
+func (f *fixture) lastUsedFields(t testing.TB) []string {
+	t.Helper()
+	var out []string
+	for shard := range dueShards {
+		ids, err := f.rdb.HKeys(f.ctx, f.store.lastUsedKey(shard)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ids...)
+	}
+	return out
 }

@@ -2,9 +2,8 @@ package keystore
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -23,142 +22,244 @@ type RepairResult struct {
 	// LastUsedRemoved counts last-use times of keys that are gone,
 	// removed.
 	LastUsedRemoved int
+	// DueIndexed counts live enabled keys missing from a due index,
+	// re-added.
+	DueIndexed int
+	// DueUnindexed counts keys without a live enabled record removed
+	// from the due indexes.
+	DueUnindexed int
 }
+
+// repairBatch bounds the index entries checked against their records at
+// a time.
+const repairBatch = 1000
 
 // RepairIndexes makes the cross-slot indexes agree with the key records.
 // Indexes are written after the record, so a crash or an outage between
-// the two can leave a live key unlisted, or a listed key without record;
-// rotations that never committed leave pending records. It scans every
-// key record (on every master of a cluster).
+// the two can leave a live key unlisted or out of the due indexes, or a
+// listed key without record; a sweep that stopped between a deactivation
+// and the removal from the due indexes leaves a disabled member (the next
+// sweep removes it too); rotations that never committed leave pending
+// records. It scans every key record (on every master of a cluster), then
+// every index entry, in batches: what it holds in memory is bounded by a
+// batch, whatever the number of keys.
 func (s *Store) RepairIndexes(ctx context.Context) (RepairResult, error) {
 	var res RepairResult
 	var mu sync.Mutex // a cluster's masters are scanned concurrently
-	seen := make(map[string]bool)
-	pattern := s.prefix + ":key:{*}"
-	err := s.scanAll(ctx, pattern, func(ctx context.Context, names []string) error {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.StringCmd, len(names))
-		for i, n := range names {
-			cmds[i] = pipe.Get(ctx, n)
-		}
-		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
-			return err
-		}
-		for i, c := range cmds {
-			raw, err := c.Bytes()
-			if err != nil {
-				continue
-			}
-			var k Key
-			if json.Unmarshal(raw, &k) != nil || !strings.HasSuffix(names[i], "{"+k.ID+"}") {
-				continue
-			}
-			switch {
-			case k.Pending:
-				if s.now().Sub(k.ModifiedAt) > pendingMaxAge {
-					if err := s.rdb.Del(ctx, names[i]).Err(); err != nil {
-						return err
-					}
-					mu.Lock()
-					res.PendingRemoved++
-					mu.Unlock()
-				}
-				continue
-			case k.ReplacedBy != "":
-				continue
-			}
-			mu.Lock()
-			seen[k.ID] = true
-			mu.Unlock()
-			_, zerr := s.rdb.ZScore(ctx, s.keysIndex(), k.ID).Result()
-			if zerr != nil && zerr != redis.Nil {
-				return zerr
-			}
-			inOwner, err := s.rdb.SIsMember(ctx, s.ownerKeysKey(k.OwnerID), k.ID).Result()
-			if err != nil {
-				return err
-			}
-			if zerr == redis.Nil || !inOwner {
-				if err := s.indexKey(ctx, &k); err != nil {
-					return err
-				}
-				mu.Lock()
-				res.Indexed++
-				mu.Unlock()
-			}
-		}
-		return nil
+	count := func(n *int, d int) {
+		mu.Lock()
+		*n += d
+		mu.Unlock()
+	}
+	err := s.scanAll(ctx, s.prefix+":key:{*}", func(ctx context.Context, names []string) error {
+		return s.repairRecords(ctx, idsOfRecordNames(s, names), &res, count)
 	})
 	if err != nil {
 		return res, err
 	}
-	// Index entries without a live record.
-	start := "-"
-	for {
-		ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.keysIndex(), Start: start, Stop: "+", ByLex: true, Count: 1000}).Result()
+	if res.Unindexed, err = s.repairListing(ctx); err != nil {
+		return res, err
+	}
+	for shard := range dueShards {
+		for _, key := range []string{s.dueExpiryKey(shard), s.dueUnusedKey(shard)} {
+			n, err := s.repairDueIndex(ctx, key)
+			res.DueUnindexed += n
+			if err != nil {
+				return res, err
+			}
+		}
+		n, err := s.repairLastUsed(ctx, s.lastUsedKey(shard))
+		res.LastUsedRemoved += n
 		if err != nil {
 			return res, err
 		}
-		for _, id := range ids {
-			if seen[id] {
-				continue
-			}
-			k, err := s.rawKey(ctx, id)
-			if err == nil && !k.Pending && k.ReplacedBy == "" {
-				continue // created during the scan
-			}
-			if err != nil && !isNotFound(err) {
-				return res, err
-			}
-			if err := s.rdb.ZRem(ctx, s.keysIndex(), id).Err(); err != nil {
-				return res, err
-			}
-			res.Unindexed++
-		}
-		if len(ids) < 1000 {
-			break
-		}
-		start = "(" + ids[len(ids)-1]
 	}
-	n, err := s.repairLastUsed(ctx, seen)
-	res.LastUsedRemoved = n
-	return res, err
+	if !s.onDueLayout(ctx) {
+		n, err := s.repairLastUsed(ctx, s.legacyLastUsedKey())
+		res.LastUsedRemoved += n
+		return res, err
+	}
+	// An instance of the previous version that outlived the migration
+	// window may have written the schema-1 hash again.
+	if ttl, err := s.rdb.PTTL(ctx, s.legacyLastUsedKey()).Result(); err == nil && ttl == -1 {
+		err = s.rdb.PExpire(ctx, s.legacyLastUsedKey(), legacyLastUsedTTL).Err()
+		return res, err
+	}
+	return res, nil
 }
 
-// repairLastUsed removes the last-use times of keys that are neither live
-// (in seen) nor listed in the keys index: times a flush wrote while the
-// key was being deleted or rotated out.
-func (s *Store) repairLastUsed(ctx context.Context, seen map[string]bool) (int, error) {
+// repairRecords checks one batch of key records: it deletes old pending
+// ones and indexes the live ones that some index misses.
+func (s *Store) repairRecords(ctx context.Context, ids []string, res *RepairResult, count func(*int, int)) error {
+	recs, err := s.records(ctx, ids)
+	if err != nil {
+		return err
+	}
+	type check struct {
+		k                  *Key
+		listed, owned      *redis.FloatCmd
+		inOwner            *redis.BoolCmd
+		inExpiry, inUnused *redis.FloatCmd
+	}
+	var checks []check
+	var old []string
+	pipe := s.rdb.Pipeline()
+	for _, k := range recs {
+		switch {
+		case k.Pending:
+			if s.now().Sub(k.ModifiedAt) > pendingMaxAge {
+				old = append(old, k.ID)
+			}
+			continue
+		case k.ReplacedBy != "":
+			continue
+		}
+		c := check{k: k, listed: pipe.ZScore(ctx, s.keysIndex(), k.ID), inOwner: pipe.SIsMember(ctx, s.ownerKeysKey(k.OwnerID), k.ID)}
+		if liveEnabled(k) {
+			shard := shardOf(k.ID)
+			c.inExpiry = pipe.ZScore(ctx, s.dueExpiryKey(shard), k.ID)
+			c.inUnused = pipe.ZScore(ctx, s.dueUnusedKey(shard), k.ID)
+		}
+		checks = append(checks, c)
+	}
+	if len(checks) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+	}
+	missing := func(c *redis.FloatCmd) bool { return c != nil && errors.Is(c.Err(), redis.Nil) }
+	fix := s.rdb.Pipeline()
+	var unlisted int
+	var undue []*Key
+	for _, c := range checks {
+		for _, cmd := range []*redis.FloatCmd{c.listed, c.inExpiry, c.inUnused} {
+			if cmd != nil && cmd.Err() != nil && !errors.Is(cmd.Err(), redis.Nil) {
+				return cmd.Err()
+			}
+		}
+		if c.inOwner.Err() != nil {
+			return c.inOwner.Err()
+		}
+		if missing(c.listed) || !c.inOwner.Val() {
+			fix.ZAdd(ctx, s.keysIndex(), redis.Z{Member: c.k.ID})
+			fix.SAdd(ctx, s.ownerKeysKey(c.k.OwnerID), c.k.ID)
+			unlisted++
+		}
+		if missing(c.inExpiry) || missing(c.inUnused) {
+			undue = append(undue, c.k)
+		}
+	}
+	for _, id := range old {
+		fix.Del(ctx, s.keyKey(id))
+	}
+	if unlisted+len(old) > 0 {
+		if _, err := fix.Exec(ctx); err != nil {
+			return err
+		}
+	}
+	if err := s.reindexDue(ctx, undue, nil); err != nil {
+		return err
+	}
+	count(&res.Indexed, unlisted)
+	count(&res.PendingRemoved, len(old))
+	count(&res.DueIndexed, len(undue))
+	return nil
+}
+
+// repairListing removes the entries of the keys listing whose record is
+// gone, pending or rotated out, checking them repairBatch at a time.
+func (s *Store) repairListing(ctx context.Context) (int, error) {
 	removed := 0
-	var cursor uint64
+	start := "-"
 	for {
-		kv, next, err := s.rdb.HScan(ctx, s.lastUsedKey(), cursor, "", 1000).Result()
+		ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.keysIndex(), Start: start, Stop: "+", ByLex: true, Count: repairBatch}).Result()
+		if err != nil || len(ids) == 0 {
+			return removed, err
+		}
+		recs, err := s.records(ctx, ids)
 		if err != nil {
 			return removed, err
 		}
-		var unseen []string
-		for i := 0; i+1 < len(kv); i += 2 {
-			if !seen[kv[i]] {
-				unseen = append(unseen, kv[i])
+		var gone []any
+		for _, id := range ids {
+			if k := recs[id]; k == nil || k.Pending || k.ReplacedBy != "" {
+				gone = append(gone, id)
 			}
 		}
-		if len(unseen) > 0 {
-			listed, err := s.listed(ctx, unseen)
+		if len(gone) > 0 {
+			n, err := s.rdb.ZRem(ctx, s.keysIndex(), gone...).Result()
 			if err != nil {
 				return removed, err
 			}
-			live := make(map[string]bool, len(listed))
-			for _, id := range listed {
-				live[id] = true
+			removed += int(n)
+		}
+		if len(ids) < repairBatch {
+			return removed, nil
+		}
+		start = "(" + ids[len(ids)-1]
+	}
+}
+
+// repairDueIndex removes from one shard of a due index the members
+// without a live enabled record.
+func (s *Store) repairDueIndex(ctx context.Context, key string) (int, error) {
+	removed := 0
+	var cursor uint64
+	for {
+		kv, next, err := s.rdb.ZScan(ctx, key, cursor, "", repairBatch).Result()
+		if err != nil {
+			return removed, err
+		}
+		ids := make([]string, 0, len(kv)/2)
+		for i := 0; i+1 < len(kv); i += 2 {
+			ids = append(ids, kv[i])
+		}
+		recs, err := s.records(ctx, ids)
+		if err != nil {
+			return removed, err
+		}
+		ids = slices.DeleteFunc(ids, func(id string) bool { return liveEnabled(recs[id]) })
+		n, err := s.dropDue(ctx, ids)
+		removed += n
+		if err != nil {
+			return removed, err
+		}
+		if next == 0 {
+			return removed, nil
+		}
+		cursor = next
+	}
+}
+
+// repairLastUsed removes from one last-use hash the times of keys that
+// are gone (deleted, rotated out): times a flush wrote while the key was
+// being deleted or rotated out.
+func (s *Store) repairLastUsed(ctx context.Context, key string) (int, error) {
+	removed := 0
+	var cursor uint64
+	for {
+		kv, next, err := s.rdb.HScan(ctx, key, cursor, "", repairBatch).Result()
+		if err != nil {
+			return removed, err
+		}
+		ids := make([]string, 0, len(kv)/2)
+		for i := 0; i+1 < len(kv); i += 2 {
+			ids = append(ids, kv[i])
+		}
+		recs, err := s.records(ctx, ids)
+		if err != nil {
+			return removed, err
+		}
+		gone := slices.DeleteFunc(ids, func(id string) bool {
+			k := recs[id]
+			return k != nil && !k.Pending && k.ReplacedBy == ""
+		})
+		if len(gone) > 0 {
+			n, err := s.rdb.HDel(ctx, key, gone...).Result()
+			if err != nil {
+				return removed, err
 			}
-			gone := slices.DeleteFunc(unseen, func(id string) bool { return live[id] })
-			if len(gone) > 0 {
-				n, err := s.rdb.HDel(ctx, s.lastUsedKey(), gone...).Result()
-				if err != nil {
-					return removed, err
-				}
-				removed += int(n)
-			}
+			removed += int(n)
 		}
 		if next == 0 {
 			return removed, nil

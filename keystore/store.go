@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -50,6 +51,12 @@ type Store struct {
 	grace   time.Duration
 	auditN  int64
 	onEvent func(Event)
+	// dueLayout is set once the store is known to hold the due indexes
+	// and sharded last-use times (schema 2, see migrate.go);
+	// schemaChecked is when, in Unix nanoseconds, the schema was last
+	// read while it was not.
+	dueLayout     atomic.Bool
+	schemaChecked atomic.Int64
 }
 
 // New returns a Store on rdb. The client stays owned by the caller.
@@ -88,8 +95,19 @@ func (s *Store) keysIndex() string              { return s.prefix + ":keys" }
 func (s *Store) ownersIndex(k OwnerKind) string { return s.prefix + ":owners:" + string(k) }
 func (s *Store) rolesKey() string               { return s.prefix + ":roles" }
 func (s *Store) policyKey() string              { return s.prefix + ":policy" }
-func (s *Store) lastUsedKey() string            { return s.prefix + ":lastused" }
 func (s *Store) auditKey() string               { return s.prefix + ":audit" }
+func (s *Store) schemaKey() string              { return s.prefix + ":schema" }
+
+// legacyLastUsedKey is the one hash of every key's last use that stores
+// of schema 1 kept; the migration to schema 2 moves it into shards.
+func (s *Store) legacyLastUsedKey() string { return s.prefix + ":lastused" }
+
+// Keys of one shard of the due indexes and last-use times (due.go). The
+// shard's hash tag keeps its three keys in one cluster slot, so that one
+// script updates a last use and the unused index together.
+func (s *Store) lastUsedKey(shard int) string  { return s.prefix + ":lastused:" + shardTag(shard) }
+func (s *Store) dueExpiryKey(shard int) string { return s.prefix + ":due:expiry:" + shardTag(shard) }
+func (s *Store) dueUnusedKey(shard int) string { return s.prefix + ":due:unused:" + shardTag(shard) }
 
 // InvalidationChannel is the pub/sub channel on which changes are announced.
 func (s *Store) InvalidationChannel() string { return s.prefix + ":invalidate" }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -12,8 +14,14 @@ import (
 type SweepResult struct {
 	Expired int
 	Unused  int
+	// Scanned counts the key records the sweep read: the due ones, or,
+	// before the store is migrated (migrate.go), every one.
 	Scanned int
 }
+
+// maxSweepRounds bounds the pages of due members one sweep reads from a
+// shard; what is left waits for the next sweep.
+const maxSweepRounds = 10000
 
 // Sweep records as deactivated every key that crossed its expiry or unused
 // limit. Keys are refused at the moment they cross the line whether or not
@@ -22,15 +30,168 @@ type SweepResult struct {
 // key, even when several instances sweep at the same time: each change is
 // a WATCH/MULTI transaction and only the instance whose transaction
 // commits writes the event.
+//
+// It reads only the keys that are due, through the due indexes (due.go):
+// with nothing due it costs the same few commands whatever the number of
+// keys. On a store of the previous schema it first tries to migrate it
+// (Migrate); while another instance is migrating it, it reads every key.
 func (s *Store) Sweep(ctx context.Context) (SweepResult, error) {
-	var res SweepResult
+	var merr error
+	if !s.dueLayout.Load() {
+		merr = s.Migrate(ctx)
+	}
 	pol, err := s.Policies(ctx)
 	if err != nil {
-		return res, err
+		return SweepResult{}, errors.Join(merr, err)
 	}
 	if pol.LifetimeDays <= 0 && pol.UnusedDays <= 0 {
-		return res, nil
+		return SweepResult{}, merr
 	}
+	if !s.dueLayout.Load() {
+		res, err := s.sweepAll(ctx, pol)
+		return res, errors.Join(merr, err)
+	}
+	return s.sweepDue(ctx, pol)
+}
+
+// dueRange is one shard of one due index with the highest score that is
+// due in it.
+type dueRange struct {
+	key    string
+	cutoff string
+}
+
+// sweepDue deals with the members of the due indexes whose deadline has
+// passed, dueBatch per shard and index at a time, all shards in one
+// pipeline.
+func (s *Store) sweepDue(ctx context.Context, pol Policies) (SweepResult, error) {
+	var res SweepResult
+	now := s.now()
+	var ranges []dueRange
+	add := func(days int, setAt time.Time, key func(int) string) {
+		life := time.Duration(days) * day
+		// While the policy's change plus its limit is ahead, no key has
+		// reached it: every deadline is at least that late.
+		if days <= 0 || setAt.Add(life).After(now) {
+			return
+		}
+		cutoff := strconv.FormatInt(now.UnixMilli()-life.Milliseconds(), 10)
+		for shard := range dueShards {
+			ranges = append(ranges, dueRange{key(shard), cutoff})
+		}
+	}
+	add(pol.LifetimeDays, pol.LifetimeSetAt, s.dueExpiryKey)
+	add(pol.UnusedDays, pol.UnusedSetAt, s.dueUnusedKey)
+	for round := 0; len(ranges) > 0 && round < maxSweepRounds; round++ {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.StringSliceCmd, len(ranges))
+		for i, r := range ranges {
+			cmds[i] = pipe.ZRangeArgs(ctx, redis.ZRangeArgs{Key: r.key, Start: "-inf", Stop: r.cutoff, ByScore: true, Count: dueBatch})
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return res, err
+		}
+		var full []dueRange
+		seen := make(map[string]bool)
+		var ids []string
+		for i, c := range cmds {
+			members := c.Val()
+			if len(members) == dueBatch {
+				full = append(full, ranges[i])
+			}
+			for _, id := range members {
+				if !seen[id] {
+					seen[id] = true
+					ids = append(ids, id)
+				}
+			}
+		}
+		for start := 0; start < len(ids); start += dueBatch {
+			if err := s.settleDue(ctx, ids[start:min(start+dueBatch, len(ids))], pol, &res); err != nil {
+				return res, err
+			}
+		}
+		ranges = full
+	}
+	return res, nil
+}
+
+// settleDue deals with due members of the indexes: a live enabled key
+// whose deadline has passed is deactivated, then leaves the indexes, as
+// does a member whose record is gone, disabled, pending or rotated out; a
+// member whose score was behind its record (a reactivation or a last use
+// not yet indexed) is scored again.
+func (s *Store) settleDue(ctx context.Context, ids []string, pol Policies, res *SweepResult) error {
+	recs, err := s.records(ctx, ids)
+	if err != nil {
+		return err
+	}
+	// The schema-1 hash too: during a rolling upgrade, instances of the
+	// previous version record uses only there.
+	used, err := s.lastUsedMs(ctx, ids, true)
+	if err != nil {
+		return err
+	}
+	res.Scanned += len(recs)
+	var drop []string
+	var rescore []*Key
+	for _, id := range ids {
+		k := recs[id]
+		if !liveEnabled(k) {
+			drop = append(drop, id)
+			continue
+		}
+		_, reason := keyDeadline(k, pol, msTime(used[id]), s.now())
+		if reason != ReasonExpired && reason != ReasonUnused {
+			rescore = append(rescore, k)
+			continue
+		}
+		done, err := s.deactivateBySweep(ctx, id, reason)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !done:
+		case reason == ReasonExpired:
+			res.Expired++
+		default:
+			res.Unused++
+		}
+		drop = append(drop, id)
+	}
+	if _, err := s.dropDue(ctx, drop); err != nil {
+		return err
+	}
+	if len(rescore) == 0 {
+		return nil
+	}
+	stored, err := s.lastUsedMs(ctx, idsOf(rescore), false)
+	if err != nil {
+		return err
+	}
+	behind := make(map[string]int64)
+	for _, k := range rescore {
+		if used[k.ID] > stored[k.ID] {
+			behind[k.ID] = used[k.ID]
+		}
+	}
+	if err := s.recordShards(ctx, behind, true); err != nil {
+		return err
+	}
+	return s.reindexDue(ctx, rescore, used)
+}
+
+func idsOf(keys []*Key) []string {
+	ids := make([]string, len(keys))
+	for i, k := range keys {
+		ids[i] = k.ID
+	}
+	return ids
+}
+
+// sweepAll is the sweep of a store not yet migrated: it reads every key.
+func (s *Store) sweepAll(ctx context.Context, pol Policies) (SweepResult, error) {
+	var res SweepResult
 	start := "-"
 	for {
 		ids, err := s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.keysIndex(), Start: start, Stop: "+", ByLex: true, Count: 1000}).Result()
@@ -41,7 +202,7 @@ func (s *Store) Sweep(ctx context.Context) (SweepResult, error) {
 		if err != nil {
 			return res, err
 		}
-		used, err := s.LastUsed(ctx, ids...)
+		used, err := s.lastUsedMs(ctx, ids, true)
 		if err != nil {
 			return res, err
 		}
@@ -51,7 +212,7 @@ func (s *Store) Sweep(ctx context.Context) (SweepResult, error) {
 			if k.Disabled {
 				continue
 			}
-			_, reason := keyDeadline(k, pol, used[k.ID], now)
+			_, reason := keyDeadline(k, pol, msTime(used[k.ID]), now)
 			if reason != ReasonExpired && reason != ReasonUnused {
 				continue
 			}
@@ -86,14 +247,14 @@ func (s *Store) deactivateBySweep(ctx context.Context, id string, reason Reason)
 		if err != nil {
 			return err
 		}
-		used, err := s.LastUsed(ctx, id)
+		used, err := s.lastUsedMs(ctx, []string{id}, true)
 		if err != nil {
 			return err
 		}
 		if k.Disabled {
 			return nil
 		}
-		if _, r := keyDeadline(k, pol, used[id], s.now()); r != reason {
+		if _, r := keyDeadline(k, pol, msTime(used[id]), s.now()); r != reason {
 			return nil
 		}
 		now := s.Now()

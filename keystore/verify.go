@@ -108,7 +108,7 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 	if o.Policies == nil {
 		polCmd = pipe.HGetAll(ctx, s.policyKey())
 	}
-	luCmd := pipe.HGet(ctx, s.lastUsedKey(), accessID)
+	luCmd := s.lastUsedCmd(ctx, pipe, accessID)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}

@@ -117,7 +117,7 @@ func TestVerifyFailureReasons(t *testing.T) {
 		{"expired after 180 days although used daily", func(t *testing.T, f *fixture, k *Key, s string) (string, string) {
 			for range 180 {
 				f.clock.Advance(day)
-				if err := f.rdb.HSet(f.ctx, f.store.lastUsedKey(), k.ID, f.clock.Now().UnixMilli()).Err(); err != nil {
+				if err := f.rdb.HSet(f.ctx, f.store.lastUsedKey(shardOf(k.ID)), k.ID, f.clock.Now().UnixMilli()).Err(); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -214,7 +214,7 @@ func TestVerifyDeadline(t *testing.T) {
 			k, secret := f.createKey(t, KeySpec{})
 			if tt.used > 0 {
 				f.clock.Advance(tt.used)
-				if err := f.rdb.HSet(f.ctx, f.store.lastUsedKey(), k.ID, f.clock.Now().UnixMilli()).Err(); err != nil {
+				if err := f.rdb.HSet(f.ctx, f.store.lastUsedKey(shardOf(k.ID)), k.ID, f.clock.Now().UnixMilli()).Err(); err != nil {
 					t.Fatal(err)
 				}
 			}
