@@ -235,6 +235,7 @@ func newState(cfg App) (*state, error) {
 	s.loop(ctx, s.subscribe)
 	s.loop(ctx, s.runUsageFlush)
 	s.every(ctx, time.Duration(cfg.LastUsedFlush), s.flushLastUsed)
+	s.loop(ctx, s.migrate)
 	s.every(ctx, time.Duration(cfg.SweepInterval), s.sweep)
 	s.every(ctx, time.Minute, func(context.Context) {
 		s.auth.SweepExpired()
@@ -244,12 +245,24 @@ func newState(cfg App) (*state, error) {
 	return s, nil
 }
 
+// migrate brings a store written by the previous version to the layout
+// of due indexes and sharded last-use times, at start-up, under a lease
+// (one instance does it). Should it fail, every sweep tries again, and
+// sweeps read every key until it is done.
+func (s *state) migrate(ctx context.Context) {
+	if err := s.store.Migrate(ctx); err != nil {
+		s.logger().Warn("migrating the key indexes failed; the sweep will try again", zap.Error(err))
+	}
+}
+
 // sweep records expired and unused keys as deactivated. One instance per
 // interval does the work, under a lease that lasts as long as the work
 // does; the store makes each change exactly once anyway.
 func (s *state) sweep(ctx context.Context) {
 	// A lease that cannot be taken (Redis unreachable) means no sweep
-	// this interval; the next one tries again.
+	// this interval; the next one tries again. With nothing due, a sweep
+	// costs a few commands whatever the number of keys (keystore's due
+	// indexes).
 	interval := time.Duration(s.cfg.SweepInterval)
 	_, _ = s.store.WithLease(ctx, "sweep", interval*9/10, func(ctx context.Context) {
 		res, err := s.store.Sweep(ctx)
@@ -260,8 +273,8 @@ func (s *state) sweep(ctx context.Context) {
 		if res.Expired+res.Unused > 0 {
 			s.logger().Info("keys deactivated by policy", zap.Int("expired", res.Expired), zap.Int("unused", res.Unused), zap.Int("scanned", res.Scanned))
 		}
-		// The index repair scans every record, so one instance runs it
-		// at most once per repairInterval.
+		// The index repair scans every record and index entry, so one
+		// instance runs it at most once per repairInterval.
 		_, _ = s.store.WithLease(ctx, "repair", repairInterval, s.repair)
 	})
 }
@@ -275,6 +288,7 @@ func (s *state) repair(ctx context.Context) {
 	}
 	if rep != (keystore.RepairResult{}) {
 		s.logger().Info("key indexes repaired", zap.Int("indexed", rep.Indexed), zap.Int("unindexed", rep.Unindexed),
+			zap.Int("due_indexed", rep.DueIndexed), zap.Int("due_unindexed", rep.DueUnindexed),
 			zap.Int("pending_removed", rep.PendingRemoved), zap.Int("last_used_removed", rep.LastUsedRemoved))
 	}
 }
