@@ -30,12 +30,11 @@ import (
 // are members of both indexes; the sweep removes a member once it has
 // dealt with it, and a disabled key leaves them at the sweep when its
 // deadline passes, or at the repair.
-const (
-	dueShards = 64
-	// dueBatch bounds the members read from one shard of an index at a
-	// time, and the ids handled in one pipeline.
-	dueBatch = 500
-)
+const dueShards = 64
+
+// dueBatch bounds the members read from one shard of an index at a time,
+// and the ids handled in one pipeline (a variable for tests).
+var dueBatch = 500
 
 // shardOf returns the shard of an Access ID: FNV-1a modulo dueShards, the
 // same on every instance and in every version.

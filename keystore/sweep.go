@@ -86,7 +86,7 @@ func (s *Store) sweepDue(ctx context.Context, pol Policies) (SweepResult, error)
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.StringSliceCmd, len(ranges))
 		for i, r := range ranges {
-			cmds[i] = pipe.ZRangeArgs(ctx, redis.ZRangeArgs{Key: r.key, Start: "-inf", Stop: r.cutoff, ByScore: true, Count: dueBatch})
+			cmds[i] = pipe.ZRangeArgs(ctx, redis.ZRangeArgs{Key: r.key, Start: "-inf", Stop: r.cutoff, ByScore: true, Count: int64(dueBatch)})
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return res, err
