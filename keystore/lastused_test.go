@@ -1,8 +1,11 @@
 package keystore
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/accessgate/accessgate/internal/redistest"
 )
 
 // TestLastUsedOfGoneKeys flushes last-use times of keys that were deleted
@@ -73,4 +76,97 @@ func (f *fixture) lastUsedFields(t testing.TB) []string {
 		out = append(out, ids...)
 	}
 	return out
+}
+
+// TestLastUsedOnCluster flushes last uses on a 3-master Redis Cluster:
+// the shards of last-use times spread over the masters, times never move
+// back, a deleted key gets none back, and a sweep across the masters
+// deactivates exactly the unused keys.
+func TestLastUsedOnCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	cc := cl.Client(t)
+	ctx := context.Background()
+	clock := newFakeClock(time.Now())
+	log := &eventLog{}
+	st := New(cc, Options{Prefix: "agc", Now: clock.Now, OnEvent: log.add})
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PutRole(ctx, Role{ID: testRole, Capabilities: testCaps}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PutOwner(ctx, Owner{ID: testUser, Kind: OwnerUser, Email: testEmail, RoleIDs: []string{testRole}, IsActive: true}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	var keys []*Key
+	for range 60 {
+		k, _, err := st.CreateKey(ctx, KeySpec{Label: "c", OwnerID: testUser}, testOp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	clock.Advance(20 * day)
+	used := clock.Now()
+	uses := map[string]time.Time{}
+	for _, k := range keys[:40] {
+		uses[k.ID] = used
+	}
+	if err := st.RecordLastUsed(ctx, uses); err != nil {
+		t.Fatal(err)
+	}
+	// Older times flushed later never win; a deleted key gets none.
+	gone := keys[39]
+	if err := st.DeleteKey(ctx, gone.ID, testOp); err != nil {
+		t.Fatal(err)
+	}
+	older := map[string]time.Time{}
+	for id := range uses {
+		older[id] = used.Add(-time.Hour)
+	}
+	if err := st.RecordLastUsed(ctx, older); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.LastUsed(ctx, idsOf(keys)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range keys {
+		want := time.Time{}
+		if i < 39 {
+			want = used
+		}
+		if !got[k.ID].Equal(want) {
+			t.Errorf("last use of key %d = %v, want %v", i, got[k.ID], want)
+		}
+	}
+	masters := map[string]int{}
+	for shard := range dueShards {
+		if n, err := cc.HLen(ctx, st.lastUsedKey(shard)).Result(); err != nil || n == 0 {
+			continue
+		}
+		c, err := cc.MasterForKey(ctx, st.lastUsedKey(shard))
+		if err != nil {
+			t.Fatal(err)
+		}
+		masters[c.Options().Addr]++
+	}
+	t.Logf("shards holding last uses, by master: %v", masters)
+	if len(masters) < 2 {
+		t.Errorf("last uses on %d master(s), want them spread over several", len(masters))
+	}
+
+	clock.Advance(11 * day) // keys never used: 31 days since creation
+	res, err := st.Sweep(ctx)
+	if err != nil || res.Unused != 20 || res.Expired != 0 {
+		t.Fatalf("sweep = %+v, %v; want the 20 keys never used deactivated", res, err)
+	}
+	for i, k := range keys[:39] {
+		if got, _ := st.Key(ctx, k.ID); got.Disabled {
+			t.Errorf("used key %d was deactivated", i)
+		}
+	}
+	if rep, err := st.RepairIndexes(ctx); err != nil || rep != (RepairResult{}) {
+		t.Errorf("repair on the cluster = %+v, %v; want nothing to repair", rep, err)
+	}
 }

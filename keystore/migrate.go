@@ -110,14 +110,12 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pipe := s.rdb.TxPipeline()
-	pipe.Set(ctx, s.schemaKey(), schemaDue, 0)
-	pipe.PExpire(ctx, s.legacyLastUsedKey(), legacyLastUsedTTL)
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := s.rdb.Set(ctx, s.schemaKey(), schemaDue, 0).Err(); err != nil {
 		return err
 	}
 	s.dueLayout.Store(true)
-	return nil
+	// Should this fail, the repair sets the TTL.
+	return s.rdb.PExpire(ctx, s.legacyLastUsedKey(), legacyLastUsedTTL).Err()
 }
 
 // idsOfRecordNames returns the Access IDs of key record names.
