@@ -75,7 +75,9 @@ func (t *lastUseTracker) restore(uses map[string]time.Time) {
 	}
 }
 
-// flush writes what is pending; on failure it is kept for the next try.
+// flush writes what is pending (the store groups it by shard: one script
+// per shard of last-use times, all in one pipeline); on failure it is kept
+// for the next try.
 func (s *state) flushLastUsed(ctx context.Context) {
 	uses := s.lastUsed.take()
 	if len(uses) == 0 {

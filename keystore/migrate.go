@@ -71,9 +71,6 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return
 		}
 		jobErr = s.migrate(ctx)
-		if jobErr == nil {
-			jobErr = context.Cause(ctx)
-		}
 	})
 	return errors.Join(err, jobErr)
 }

@@ -54,39 +54,48 @@ func (s *Store) Sweep(ctx context.Context) (SweepResult, error) {
 	return s.sweepDue(ctx, pol)
 }
 
-// dueRange is one shard of one due index with the highest score that is
-// due in it.
+// dueRange is one shard of one due index (expiry when unused is false).
 type dueRange struct {
-	key    string
-	cutoff string
+	shard  int
+	unused bool
 }
 
 // sweepDue deals with the members of the due indexes whose deadline has
 // passed, dueBatch per shard and index at a time, all shards in one
-// pipeline.
+// pipeline. A shard whose page was full is read again, with the policies
+// read again, until none is.
 func (s *Store) sweepDue(ctx context.Context, pol Policies) (SweepResult, error) {
 	var res SweepResult
-	now := s.now()
-	var ranges []dueRange
-	add := func(days int, setAt time.Time, key func(int) string) {
-		life := time.Duration(days) * day
-		// While the policy's change plus its limit is ahead, no key has
-		// reached it: every deadline is at least that late.
-		if days <= 0 || setAt.Add(life).After(now) {
-			return
-		}
-		cutoff := strconv.FormatInt(now.UnixMilli()-life.Milliseconds(), 10)
-		for shard := range dueShards {
-			ranges = append(ranges, dueRange{key(shard), cutoff})
-		}
+	ranges := make([]dueRange, 0, 2*dueShards)
+	for shard := range dueShards {
+		ranges = append(ranges, dueRange{shard, false}, dueRange{shard, true})
 	}
-	add(pol.LifetimeDays, pol.LifetimeSetAt, s.dueExpiryKey)
-	add(pol.UnusedDays, pol.UnusedSetAt, s.dueUnusedKey)
 	for round := 0; len(ranges) > 0 && round < maxSweepRounds; round++ {
+		if round > 0 {
+			var err error
+			if pol, err = s.Policies(ctx); err != nil {
+				return res, err
+			}
+		}
+		now := s.now()
+		expiryCut, expiryDue := dueCutoff(pol.LifetimeDays, pol.LifetimeSetAt, now)
+		unusedCut, unusedDue := dueCutoff(pol.UnusedDays, pol.UnusedSetAt, now)
 		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.StringSliceCmd, len(ranges))
-		for i, r := range ranges {
-			cmds[i] = pipe.ZRangeArgs(ctx, redis.ZRangeArgs{Key: r.key, Start: "-inf", Stop: r.cutoff, ByScore: true, Count: int64(dueBatch)})
+		var asked []dueRange
+		var cmds []*redis.StringSliceCmd
+		for _, r := range ranges {
+			key, cut, due := s.dueExpiryKey(r.shard), expiryCut, expiryDue
+			if r.unused {
+				key, cut, due = s.dueUnusedKey(r.shard), unusedCut, unusedDue
+			}
+			if !due {
+				continue
+			}
+			asked = append(asked, r)
+			cmds = append(cmds, pipe.ZRangeArgs(ctx, redis.ZRangeArgs{Key: key, Start: "-inf", Stop: cut, ByScore: true, Count: int64(dueBatch)}))
+		}
+		if len(cmds) == 0 {
+			break
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return res, err
@@ -97,7 +106,7 @@ func (s *Store) sweepDue(ctx context.Context, pol Policies) (SweepResult, error)
 		for i, c := range cmds {
 			members := c.Val()
 			if len(members) == dueBatch {
-				full = append(full, ranges[i])
+				full = append(full, asked[i])
 			}
 			for _, id := range members {
 				if !seen[id] {
@@ -114,6 +123,18 @@ func (s *Store) sweepDue(ctx context.Context, pol Policies) (SweepResult, error)
 		ranges = full
 	}
 	return res, nil
+}
+
+// dueCutoff returns the highest score that is due at now in an index
+// under a policy of days set at setAt, and false when nothing can be due:
+// the policy is off, or its change plus its limit is still ahead (every
+// deadline is at least that late).
+func dueCutoff(days int, setAt, now time.Time) (string, bool) {
+	life := time.Duration(days) * day
+	if days <= 0 || setAt.Add(life).After(now) {
+		return "", false
+	}
+	return strconv.FormatInt(now.UnixMilli()-life.Milliseconds(), 10), true
 }
 
 // settleDue deals with due members of the indexes: a live enabled key
