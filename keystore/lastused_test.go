@@ -170,3 +170,30 @@ func TestLastUsedOnCluster(t *testing.T) {
 		t.Errorf("repair on the cluster = %+v, %v; want nothing to repair", rep, err)
 	}
 }
+
+// TestLastUseOfADeactivatedKey: a use flushed just after the key was
+// deactivated by hand is recorded (the key stays in the unused index
+// until the sweep or the repair); once the sweep has dropped the key, a
+// late use is not.
+func TestLastUseOfADeactivatedKey(t *testing.T) {
+	f := newFixture(t)
+	k, _ := f.createKey(t, KeySpec{})
+	used := f.clock.Now()
+	f.disable(t, k.ID, true)
+	if err := f.store.RecordLastUsed(f.ctx, map[string]time.Time{k.ID: used}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.store.LastUsed(f.ctx, k.ID); !got[k.ID].Equal(used) {
+		t.Errorf("last use flushed after the deactivation = %v, want %v", got[k.ID], used)
+	}
+	f.clock.Advance(31 * day)
+	if _, err := f.store.Sweep(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.RecordLastUsed(f.ctx, map[string]time.Time{k.ID: f.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.store.LastUsed(f.ctx, k.ID); !got[k.ID].Equal(used) {
+		t.Errorf("last use after the sweep dropped the key = %v, want it kept at %v", got[k.ID], used)
+	}
+}
