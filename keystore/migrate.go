@@ -28,9 +28,9 @@ const legacyLastUsedTTL = 24 * time.Hour
 const migrateLeaseTTL = time.Minute
 
 // onDueLayout reports whether the store is known to hold schema 2. Until
-// it is, it reads the marker at most every schemaRecheck (a failed read
-// counts as schema 1): schema 1 keeps last uses in the one legacy hash,
-// which every instance of either version then reads and writes.
+// it is, it reads the marker at most every schemaRecheck (after a failed
+// read, at the next call): schema 1 keeps last uses in the one legacy
+// hash, which every instance of either version then reads and writes.
 func (s *Store) onDueLayout(ctx context.Context) bool {
 	if s.dueLayout.Load() {
 		return true
@@ -47,8 +47,11 @@ func (s *Store) onDueLayout(ctx context.Context) bool {
 // schema 2.
 func (s *Store) readSchema(ctx context.Context) bool {
 	v, err := s.rdb.Get(ctx, s.schemaKey()).Int()
-	if err == nil && v >= schemaDue {
+	switch {
+	case err == nil && v >= schemaDue:
 		s.dueLayout.Store(true)
+	case err != nil && !errors.Is(err, redis.Nil):
+		s.schemaChecked.Store(0)
 	}
 	return s.dueLayout.Load()
 }
