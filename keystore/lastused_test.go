@@ -169,6 +169,33 @@ func TestLastUsedOnCluster(t *testing.T) {
 	if rep, err := st.RepairIndexes(ctx); err != nil || rep != (RepairResult{}) {
 		t.Errorf("repair on the cluster = %+v, %v; want nothing to repair", rep, err)
 	}
+
+	// The migration on a cluster: a key as the previous version left it
+	// (no due entries, its last use in the one hash).
+	old := keys[0]
+	sh := shardOf(old.ID)
+	oldUse := clock.Now()
+	for _, err := range []error{
+		cc.Del(ctx, "agc:schema").Err(),
+		cc.Del(ctx, "agc:lock:migrate").Err(),
+		cc.ZRem(ctx, st.dueExpiryKey(sh), old.ID).Err(),
+		cc.ZRem(ctx, st.dueUnusedKey(sh), old.ID).Err(),
+		cc.HSet(ctx, "agc:lastused", old.ID, oldUse.UnixMilli()).Err(),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	upgraded := New(cc, Options{Prefix: "agc", Now: clock.Now})
+	if err := upgraded.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate on the cluster: %v", err)
+	}
+	if got, _ := upgraded.LastUsed(ctx, old.ID); !got[old.ID].Equal(oldUse) {
+		t.Errorf("last use after the migration on the cluster = %v, want %v", got[old.ID], oldUse)
+	}
+	if score, err := cc.ZScore(ctx, st.dueUnusedKey(sh), old.ID).Result(); err != nil || int64(score) != oldUse.UnixMilli() {
+		t.Errorf("unused score after the migration = %v, %v; want %d", score, err, oldUse.UnixMilli())
+	}
 }
 
 // TestLastUseOfADeactivatedKey: a use flushed just after the key was
