@@ -154,7 +154,7 @@ func (s *Store) settleDue(ctx context.Context, ids []string, pol Policies, res *
 		return err
 	}
 	res.Scanned += len(recs)
-	var drop []string
+	var drop, undone []string
 	var rescore []*Key
 	for _, id := range ids {
 		k := recs[id]
@@ -168,17 +168,32 @@ func (s *Store) settleDue(ctx context.Context, ids []string, pol Policies, res *
 			continue
 		}
 		done, err := s.deactivateBySweep(ctx, id, reason)
-		if err != nil {
-			return err
-		}
 		switch {
+		case err != nil:
+			return err
 		case !done:
+			undone = append(undone, id)
+			continue
 		case reason == ReasonExpired:
 			res.Expired++
 		default:
 			res.Unused++
 		}
 		drop = append(drop, id)
+	}
+	// A key this sweep did not deactivate changed meanwhile: deactivated
+	// or deleted by someone else (it leaves the indexes), or used (it
+	// stays, scored again, so that a last use flushed now still finds it).
+	again, err := s.records(ctx, undone)
+	if err != nil {
+		return err
+	}
+	for _, id := range undone {
+		if k := again[id]; liveEnabled(k) {
+			rescore = append(rescore, k)
+		} else {
+			drop = append(drop, id)
+		}
 	}
 	if _, err := s.dropDue(ctx, drop); err != nil {
 		return err
