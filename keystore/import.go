@@ -248,7 +248,7 @@ func (im *importer) records(ctx context.Context, skipThrough int) error {
 			if err := flush(); err != nil {
 				return err
 			}
-			return ErrTruncated
+			return &ImportError{Line: im.line + 1, Err: ErrTruncated}
 		}
 		if im.line <= skipThrough {
 			im.sum.Resumed++

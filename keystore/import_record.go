@@ -97,8 +97,8 @@ func checkRole(r *Role) error {
 	if !ValidID(r.ID) {
 		return fmt.Errorf("invalid role id %s", strconvQuote(truncateText(r.ID, 64)))
 	}
-	return errors.Join(checkText("name", r.Name, MaxNameLen), checkText("description", r.Description, MaxDescriptionLen),
-		checkIDs("capabilities", r.Capabilities, MaxCapabilities))
+	return about("role", r.ID, errors.Join(checkText("name", r.Name, MaxNameLen), checkText("description", r.Description, MaxDescriptionLen),
+		checkIDs("capabilities", r.Capabilities, MaxCapabilities)))
 }
 
 func checkOwner(o *Owner) error {
@@ -112,9 +112,9 @@ func checkOwner(o *Owner) error {
 	if o.RateLimit != nil {
 		rate = o.RateLimit.Validate()
 	}
-	return errors.Join(checkText("email", o.Email, 320), checkText("firstName", o.FirstName, MaxNameLen),
+	return about("owner", o.ID, errors.Join(checkText("email", o.Email, 320), checkText("firstName", o.FirstName, MaxNameLen),
 		checkText("lastName", o.LastName, MaxNameLen), checkText("name", o.Name, MaxNameLen),
-		checkIDs("roleIds", o.RoleIDs, MaxCapabilities), rate)
+		checkIDs("roleIds", o.RoleIDs, MaxCapabilities), rate))
 }
 
 func checkKey(rec *exportRecord) error {
@@ -156,7 +156,15 @@ func checkKey(rec *exportRecord) error {
 	if _, err := NormalizeAllowlist(k.CORSHeaders); err != nil {
 		return fmt.Errorf("key %s: %w", k.ID, err)
 	}
-	return errors.Join(checkText("label", k.Label, MaxLabelLen), checkIDs("scopes", k.Scopes, MaxScopes), checkKeyLimits(k))
+	return about("key", k.ID, errors.Join(checkText("label", k.Label, MaxLabelLen), checkIDs("scopes", k.Scopes, MaxScopes), checkKeyLimits(k)))
+}
+
+// about names the record an error is about; nil stays nil.
+func about(kind, id string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s %s: %w", kind, id, err)
 }
 
 func checkKeyLimits(k *Key) error {
