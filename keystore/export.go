@@ -54,6 +54,8 @@ const exportBatch = 500
 // Keys counts live keys; keys rotated out and still in their grace come
 // on top.
 type RecordCounts struct {
+	// Policies is 1 when either policy was ever set, else 0.
+	Policies        int `json:"policies"`
 	Keys            int `json:"keys"`
 	Users           int `json:"users"`
 	ServiceAccounts int `json:"serviceAccounts"`
@@ -61,7 +63,7 @@ type RecordCounts struct {
 }
 
 // Total is the number of records the counts stand for.
-func (c RecordCounts) Total() int { return c.Keys + c.Users + c.ServiceAccounts + c.Roles }
+func (c RecordCounts) Total() int { return c.Policies + c.Keys + c.Users + c.ServiceAccounts + c.Roles }
 
 // exportHeader is the first line of an export.
 type exportHeader struct {
@@ -126,10 +128,11 @@ func (s *Store) Counts(ctx context.Context) (RecordCounts, error) {
 	users := pipe.ZCard(ctx, s.ownersIndex(OwnerUser))
 	sas := pipe.ZCard(ctx, s.ownersIndex(OwnerServiceAccount))
 	roles := pipe.HLen(ctx, s.rolesKey())
+	pol := pipe.Exists(ctx, s.policyKey())
 	if _, err := pipe.Exec(ctx); err != nil {
 		return RecordCounts{}, err
 	}
-	return RecordCounts{Keys: int(keys.Val()), Users: int(users.Val()), ServiceAccounts: int(sas.Val()), Roles: int(roles.Val())}, nil
+	return RecordCounts{Policies: int(pol.Val()), Keys: int(keys.Val()), Users: int(users.Val()), ServiceAccounts: int(sas.Val()), Roles: int(roles.Val())}, nil
 }
 
 // Export writes every record of the store to w as JSON lines: a header,

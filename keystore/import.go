@@ -201,8 +201,8 @@ func (im *importer) begin(ctx context.Context, hdr exportHeader) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if c.Total() > 0 {
-			return 0, fmt.Errorf("%w (prefix %s: %d keys, %d users, %d service accounts, %d roles) that no import of export %s wrote; import into an empty store, or merge: records Redis holds in the same or a newer version are kept",
+		if c.Total()-c.Policies > 0 {
+			return 0, fmt.Errorf("%w (prefix %s: %d keys, %d users, %d service accounts, %d roles) that no import of export %s wrote",
 				ErrStoreNotEmpty, s.prefix, c.Keys, c.Users, c.ServiceAccounts, c.Roles, hdr.ExportID)
 		}
 	}

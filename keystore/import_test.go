@@ -180,7 +180,7 @@ func TestImportIntoNonEmptyStore(t *testing.T) {
 	}
 	before := withoutAudit(dumpDB(t, rdb))
 	_, err := dst.Import(ctx, bytes.NewReader(file), ImportOptions{})
-	if !errors.Is(err, ErrStoreNotEmpty) || !strings.Contains(err.Error(), "1 roles") {
+	if !errors.Is(err, ErrStoreNotEmpty) || !strings.Contains(err.Error(), "1 roles) that no import of export") {
 		t.Fatalf("import into a store with a role: %v, want ErrStoreNotEmpty", err)
 	}
 	if after := withoutAudit(dumpDB(t, rdb)); !mapsEqual(before, after) {
