@@ -21,7 +21,7 @@ import (
 // RepairIndexes.
 func (im *importer) flush(ctx context.Context, batch []lineRecord) error {
 	s := im.s
-	current, err := s.currentRecords(ctx, batch)
+	held, err := s.heldRecords(ctx, batch)
 	if err != nil {
 		return err
 	}
@@ -33,7 +33,7 @@ func (im *importer) flush(ctx context.Context, batch []lineRecord) error {
 		w := pendingWrite{rec: &batch[i].rec}
 		switch rec.Kind {
 		case recordKey:
-			cur := current[i].key
+			cur := held[i].key
 			newer := cur == nil || cur.Version < rec.Key.Version
 			if newer && rec.RecordExpiresAt != nil {
 				w.ttl = rec.RecordExpiresAt.Sub(now)
@@ -52,17 +52,17 @@ func (im *importer) flush(ctx context.Context, batch []lineRecord) error {
 				continue
 			}
 		case recordOwner:
-			if cur := current[i].owner; cur != nil && !cur.ModifiedAt.Before(rec.Owner.ModifiedAt) {
+			if cur := held[i].owner; cur != nil && !cur.ModifiedAt.Before(rec.Owner.ModifiedAt) {
 				im.sum.Skipped++
 				continue
 			}
 		case recordRole:
-			if cur := current[i].role; cur != nil && !cur.ModifiedAt.Before(rec.Role.ModifiedAt) {
+			if cur := held[i].role; cur != nil && !cur.ModifiedAt.Before(rec.Role.ModifiedAt) {
 				im.sum.Skipped++
 				continue
 			}
 		case recordPolicies:
-			w.policy = newerPolicies(rec.Policies, current[i].policies)
+			w.policy = newerPolicies(rec.Policies, held[i].policies)
 			if len(w.policy) == 0 {
 				im.sum.Skipped++
 				continue
@@ -82,9 +82,9 @@ func (im *importer) flush(ctx context.Context, batch []lineRecord) error {
 	return err
 }
 
-// current is what Redis holds of one record of a batch; nil when absent
-// (or unreadable, which the import then replaces).
-type current struct {
+// heldRecord is what Redis holds of one record of a batch; nil when
+// absent (or unreadable, which the import then replaces).
+type heldRecord struct {
 	key      *Key
 	owner    *Owner
 	role     *Role
@@ -106,9 +106,9 @@ type lastUse struct {
 	at time.Time
 }
 
-// currentRecords reads, in one pipeline, what Redis holds of every
-// record of batch.
-func (s *Store) currentRecords(ctx context.Context, batch []lineRecord) ([]current, error) {
+// heldRecords reads, in one pipeline, what Redis holds of every record
+// of batch.
+func (s *Store) heldRecords(ctx context.Context, batch []lineRecord) ([]heldRecord, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]redis.Cmder, len(batch))
 	for i, lr := range batch {
@@ -126,7 +126,7 @@ func (s *Store) currentRecords(ctx context.Context, batch []lineRecord) ([]curre
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	out := make([]current, len(batch))
+	out := make([]heldRecord, len(batch))
 	for i, c := range cmds {
 		if c.Err() != nil {
 			continue
@@ -149,7 +149,7 @@ func (s *Store) currentRecords(ctx context.Context, batch []lineRecord) ([]curre
 				err = json.Unmarshal(raw, out[i].role)
 			}
 			if err != nil {
-				out[i] = current{}
+				out[i] = heldRecord{}
 			}
 		}
 	}
