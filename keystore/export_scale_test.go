@@ -136,5 +136,12 @@ func TestExportImportScale(t *testing.T) {
 		cst := New(redistest.StartCluster(t, 3).Client(t), Options{Prefix: "ag"})
 		sum, took := importFile(cst)
 		t.Logf("import of %d keys into a 3-master Redis Cluster: %v (%.0f records/s)", n, took.Round(time.Millisecond), float64(sum.Written)/took.Seconds())
+		start := time.Now()
+		esum, err := cst.Export(ctx, io.Discard, nil)
+		if err != nil || esum.Keys != n {
+			t.Fatalf("Export from the cluster: %+v, %v", esum, err)
+		}
+		took = time.Since(start)
+		t.Logf("export of %d keys from a 3-master Redis Cluster: %v (%.0f records/s)", n, took.Round(time.Millisecond), float64(esum.Records)/took.Seconds())
 	}
 }
