@@ -143,3 +143,21 @@ func TestProgressBar(t *testing.T) {
 		t.Errorf("done drew %q", got)
 	}
 }
+
+func TestCLIHelpListsBackupVerbs(t *testing.T) {
+	r := runCLI(t, "--help")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	for _, verb := range []string{"export", "import"} {
+		if !strings.Contains(r.out, "\n  "+verb+" ") {
+			t.Errorf("help lacks %q:\n%s", verb, r.out)
+		}
+	}
+	for _, args := range [][]string{{"export", "--help"}, {"import", "--help"}} {
+		r := runCLI(t, args...)
+		if r.err != nil || !strings.Contains(r.out, "--"+map[string]string{"export": "output", "import": "resume"}[args[0]]) {
+			t.Errorf("%v: %v\n%s", args, r.err, r.out)
+		}
+	}
+}

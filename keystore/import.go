@@ -170,6 +170,9 @@ func (im *importer) header() (exportHeader, error) {
 	if h.ExportID == "" || len(h.ExportID) > 64 || !plainText(h.ExportID) {
 		return exportHeader{}, &ImportError{Line: 1, Err: errors.New("header: exportId missing or invalid")}
 	}
+	if h.Prefix != "" && !ValidPrefix(h.Prefix) {
+		return exportHeader{}, &ImportError{Line: 1, Err: errors.New("header: invalid prefix")}
+	}
 	return h, nil
 }
 
@@ -210,10 +213,12 @@ func (im *importer) begin(ctx context.Context, hdr exportHeader) (int, error) {
 	if same && im.opts.Resume {
 		skip, _ = strconv.Atoi(marker["line"])
 	}
+	fields := []any{"exportId", hdr.ExportID, "complete", 0}
 	if !same {
-		if err := s.rdb.HSet(ctx, s.importMarker(), "exportId", hdr.ExportID, "line", 0, "complete", 0).Err(); err != nil {
-			return 0, err
-		}
+		fields = append(fields, "line", 0)
+	}
+	if err := s.rdb.HSet(ctx, s.importMarker(), fields...).Err(); err != nil {
+		return 0, err
 	}
 	return skip, nil
 }

@@ -88,6 +88,7 @@ func TestImportRefusesBadInput(t *testing.T) {
 		{"another format", lines.set(1, `{"format":"other","version":1}`).join(), 1, nil, "not an accessgate-export file"},
 		{"newer version", lines.edit(t, 1, func(m map[string]any) { m["version"] = 2 }).join(), 1, nil, "version 2; this build reads version 1 only"},
 		{"header without id", lines.edit(t, 1, func(m map[string]any) { delete(m, "exportId") }).join(), 1, nil, "exportId"},
+		{"hostile prefix", lines.edit(t, 1, func(m map[string]any) { m["prefix"] = "ag\u001b[2J" }).join(), 1, nil, "header: invalid prefix"},
 		{"unknown header field", lines.edit(t, 1, func(m map[string]any) { m["compressed"] = true }).join(), 1, nil, "unknown field"},
 		{"truncated line", []byte(strings.Join(lines[:k-1], "\n") + "\n" + lines[k-1][:len(lines[k-1])/2]), k, nil, "invalid JSON"},
 		{"cut at a line boundary", exportLines(lines[:k-1]).join(), k, ErrTruncated, "the file ends without its end line"},
