@@ -344,8 +344,11 @@ func (ex *exporter) keys(ctx context.Context) error {
 		for i, n := range names {
 			cmds[i] = pipe.Get(ctx, n)
 		}
-		used := pipe.HMGet(ctx, ex.s.lastUsedKey(), ids...)
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		used, err := ex.s.LastUsed(ctx, ids...)
+		if err != nil {
 			return err
 		}
 		recs := make([]exportRecord, 0, len(names))
@@ -356,7 +359,7 @@ func (ex *exporter) keys(ctx context.Context) error {
 				continue // deleted since the scan
 			}
 			var k Key
-			if json.Unmarshal(raw, &k) != nil || k.ID != ids[i] {
+			if decodeKeyRecord(raw, &k) != nil || k.ID != ids[i] {
 				bad++
 				continue
 			}
@@ -365,15 +368,13 @@ func (ex *exporter) keys(ctx context.Context) error {
 				continue
 			}
 			rec := exportRecord{Kind: recordKey, Key: &k}
-			if str, ok := used.Val()[i].(string); ok {
-				if ms, err := strconv.ParseInt(str, 10, 64); err == nil {
-					t := time.UnixMilli(ms).UTC()
-					rec.LastUsed = &t
-				}
+			if t, ok := used[k.ID]; ok {
+				t = t.UTC()
+				rec.LastUsed = &t
 			}
 			recs = append(recs, rec)
 		}
-		recs, err := ex.recordExpiries(ctx, recs)
+		recs, err = ex.recordExpiries(ctx, recs)
 		if err != nil {
 			return err
 		}
@@ -394,6 +395,15 @@ func (ex *exporter) keys(ctx context.Context) error {
 			s.Unreadable += bad
 		})
 	})
+}
+
+// decodeKeyRecord reads a key record as the store writes it.
+func decodeKeyRecord(raw []byte, k *Key) error { return json.Unmarshal(raw, k) }
+
+// encodeKeyRecord writes a key record as the store reads it.
+func encodeKeyRecord(k *Key) []byte {
+	b, _ := json.Marshal(k)
+	return b
 }
 
 // recordExpiries sets RecordExpiresAt on the records of keys rotated out,

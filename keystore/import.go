@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // DefaultImportBatch is how many records one import pipeline carries.
@@ -317,8 +319,11 @@ type lineRecord struct {
 // the audit stream, whether it completed or not.
 func (s *Store) importDone(ctx context.Context, sum ImportSummary, op Operator, err error) {
 	ctx = context.WithoutCancel(ctx)
-	if sum.Written > 0 || sum.LastUsedWritten > 0 {
-		_ = s.rdb.Publish(ctx, s.InvalidationChannel(), invalidateAll).Err()
+	if sum.Written > 0 {
+		_, _ = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			s.announce(ctx, p, invalidateAll)
+			return nil
+		})
 	}
 	details := map[string]any{
 		"exportId": sum.ExportID, "sourcePrefix": sum.SourcePrefix, "records": sum.Records, "written": sum.Written,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -140,7 +142,7 @@ func (s *Store) heldRecords(ctx context.Context, batch []lineRecord) ([]heldReco
 			switch batch[i].rec.Kind {
 			case recordKey:
 				out[i].key = new(Key)
-				err = json.Unmarshal(raw, out[i].key)
+				err = decodeKeyRecord(raw, out[i].key)
 			case recordOwner:
 				out[i].owner = new(Owner)
 				err = json.Unmarshal(raw, out[i].owner)
@@ -240,8 +242,7 @@ func (s *Store) writeImported(ctx context.Context, writes []pendingWrite) error 
 	for _, w := range writes {
 		switch rec := w.rec; rec.Kind {
 		case recordKey:
-			b, _ := json.Marshal(rec.Key)
-			pipe.Set(ctx, s.keyKey(rec.Key.ID), b, w.ttl)
+			pipe.Set(ctx, s.keyKey(rec.Key.ID), encodeKeyRecord(rec.Key), w.ttl)
 		case recordOwner:
 			b, _ := json.Marshal(rec.Owner)
 			pipe.Set(ctx, s.ownerKey(rec.Owner.ID), b, 0)
@@ -256,22 +257,43 @@ func (s *Store) writeImported(ctx context.Context, writes []pendingWrite) error 
 	return err
 }
 
-// importLastUsed moves the given last-use times forward, in one script
-// call per lastUsedBatch, and returns how many moved.
+// importLastUsed moves the given last-use times forward through
+// RecordLastUsed, for those keys whose stored time is older, and returns
+// how many moved (read back, since RecordLastUsed records times only for
+// the keys it indexes as live).
 func (s *Store) importLastUsed(ctx context.Context, uses []lastUse) (int, error) {
+	if len(uses) == 0 {
+		return 0, nil
+	}
+	ids := make([]string, len(uses))
+	for i, u := range uses {
+		ids[i] = u.id
+	}
+	held, err := s.LastUsed(ctx, ids...)
+	if err != nil {
+		return 0, err
+	}
+	later := make(map[string]time.Time)
+	for _, u := range uses {
+		if t, ok := held[u.id]; !ok || t.Before(u.at) {
+			later[u.id] = u.at
+		}
+	}
+	if len(later) == 0 {
+		return 0, nil
+	}
+	if err := s.RecordLastUsed(ctx, later); err != nil {
+		return 0, err
+	}
+	now, err := s.LastUsed(ctx, slices.Collect(maps.Keys(later))...)
+	if err != nil {
+		return 0, err
+	}
 	moved := 0
-	for len(uses) > 0 {
-		chunk := uses[:min(len(uses), lastUsedBatch)]
-		uses = uses[len(chunk):]
-		args := make([]any, 0, 2*len(chunk))
-		for _, u := range chunk {
-			args = append(args, u.id, strconv.FormatInt(u.at.UnixMilli(), 10))
+	for id, t := range later {
+		if got, ok := now[id]; ok && !got.Before(t) {
+			moved++
 		}
-		n, err := maxLastUsed.Run(ctx, s.rdb, []string{s.lastUsedKey()}, args...).Int()
-		if err != nil {
-			return moved, err
-		}
-		moved += n
 	}
 	return moved, nil
 }
