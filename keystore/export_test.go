@@ -75,6 +75,7 @@ func seedStore(t testing.TB, st *Store, n int) *seeded {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
+	ownerOf := map[string]string{}
 	idx := make([]int, n)
 	for i := range idx {
 		idx[i] = i
@@ -96,6 +97,7 @@ func seedStore(t testing.TB, st *Store, n int) *seeded {
 		}
 		mu.Lock()
 		sd.secrets[k.ID] = secret
+		ownerOf[k.ID] = k.OwnerID
 		mu.Unlock()
 		return nil
 	})
@@ -113,11 +115,21 @@ func seedStore(t testing.TB, st *Store, n int) *seeded {
 	if err := st.RecordLastUsed(ctx, uses); err != nil {
 		t.Fatal(err)
 	}
-	sd.disabled = ids[1]
+	// The deactivated owner is user4: the key rotated out, the
+	// deactivated one and the one of user4 are three different keys.
+	for _, id := range ids {
+		switch {
+		case ownerOf[id] == "user4" && sd.inactive == "":
+			sd.inactive = id
+		case ownerOf[id] != "user4" && sd.disabled == "":
+			sd.disabled = id
+		case ownerOf[id] != "user4" && sd.rotatedOut == "":
+			sd.rotatedOut = id
+		}
+	}
 	if _, err := st.UpdateKey(ctx, sd.disabled, KeyUpdate{Disabled: ptr(true)}, testOp); err != nil {
 		t.Fatal(err)
 	}
-	sd.rotatedOut = ids[2]
 	nk, secret, err := st.RotateKey(ctx, sd.rotatedOut, testOp)
 	if err != nil {
 		t.Fatal(err)
@@ -125,12 +137,6 @@ func seedStore(t testing.TB, st *Store, n int) *seeded {
 	sd.secrets[nk.ID] = secret
 	if _, err := st.UpdateOwner(ctx, "user4", OwnerUser, func(o *Owner) { o.IsActive = false }, testOp); err != nil {
 		t.Fatal(err)
-	}
-	for _, id := range ids {
-		if k, err := st.Key(ctx, id); err == nil && k.OwnerID == "user4" {
-			sd.inactive = id
-			break
-		}
 	}
 	return sd
 }
