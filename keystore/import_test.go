@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/accessgate/accessgate/internal/redistest"
 )
@@ -210,3 +211,37 @@ func TestImportIntoNonEmptyStore(t *testing.T) {
 }
 
 func mapsEqual(a, b map[string]string) bool { return dumpDiff(a, b) == "" }
+
+// TestImportKeepsWhatIsLeftOfAGrace: a key rotated out keeps, after an
+// import, the rest of its grace as its record's TTL; imported after its
+// grace ended, it is left out and counted as expired.
+func TestImportKeepsWhatIsLeftOfAGrace(t *testing.T) {
+	src := New(redistest.Start(t).Client(t), Options{Prefix: "ag", RotationGrace: 10 * time.Minute})
+	sd := seedStore(t, src, 5)
+	file, _ := exportOf(t, src)
+	for _, tc := range []struct {
+		name    string
+		later   time.Duration
+		expired int
+	}{
+		{"in the grace", 4 * time.Minute, 0},
+		{"after the grace", 11 * time.Minute, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb := redistest.Start(t).Client(t)
+			clock := newFakeClock(time.Now().Add(tc.later))
+			dst := New(rdb, Options{Prefix: "ag", Now: clock.Now})
+			sum, err := dst.Import(context.Background(), bytes.NewReader(file), ImportOptions{})
+			if err != nil || sum.Expired != tc.expired || !sum.Complete {
+				t.Fatalf("import: %+v, %v; want %d expired", sum, err, tc.expired)
+			}
+			ttl := rdb.PTTL(context.Background(), dst.keyKey(sd.rotatedOut)).Val()
+			switch {
+			case tc.expired == 1 && ttl != -2:
+				t.Errorf("record of a grace that ended has TTL %v, want none written", ttl)
+			case tc.expired == 0 && (ttl <= 5*time.Minute || ttl > 6*time.Minute+time.Second):
+				t.Errorf("record TTL %v, want the 6 minutes left of its grace", ttl)
+			}
+		})
+	}
+}
