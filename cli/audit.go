@@ -31,6 +31,7 @@ var auditEventNames = []string{
 	keystore.EventUserCreated, keystore.EventUserUpdated, keystore.EventUserDeleted,
 	keystore.EventServiceAccountCreated, keystore.EventServiceAccountUpdated, keystore.EventServiceAccountDeleted,
 	keystore.EventRoleCreated, keystore.EventRoleUpdated, keystore.EventRoleDeleted,
+	keystore.EventKeysExported, keystore.EventKeysImported,
 }
 
 func newAuditCommand(g *globals) *cobra.Command {

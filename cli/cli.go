@@ -124,6 +124,8 @@ func Setup(cmd *cobra.Command, read ReadConfig) {
 		newPolicyCommand(g),
 		newAuditCommand(g),
 		newUsageCommand(g),
+		newExportCommand(g),
+		newImportCommand(g),
 	)
 }
 
