@@ -8,7 +8,9 @@
 #   1. Redis memory per key: used_memory growth ÷ keys seeded (record and
 #      every index; keys seeded as the store writes them, pipelined)
 #   2. listing: median time of GET /api/v1/accessKeys?limit=100, first page
-#      and a page deep in the list (token), small vs large
+#      and a page deep in the list (token), of the large store and of a
+#      reference store of SMALL_KEYS keys (its own key_prefix and gateway),
+#      the requests interleaved
 #   3. sweep with nothing due: Redis commands per sweep (sweep_interval 1s),
 #      counted between starts of sweeps (keyspace notifications of the sweep
 #      lease) less what the same gateways send with sweep_interval 1h;
@@ -49,6 +51,7 @@ PHASE=${PHASE:-1s}
 CONNS=${CONNS:-16}
 MISS_KEYS=${MISS_KEYS:-100000}
 PREFIX=agscale
+PREFIX_SMALL=agsmall
 
 command -v redis-server >/dev/null || {
 	echo "scale: redis-server not found: install it with 'apt-get install -y redis-server'" >&2
@@ -113,21 +116,19 @@ wait_port() {
 	exit 1
 }
 
-# start_gateways N INTERVAL: N Caddy gateways on the run's Redis, each with
-# the management API and access_keys in front of the upstream, sweeping
-# every INTERVAL.
-start_gateways() {
-	local i
-	for ((i = 0; i < $1; i++)); do
-		mkdir -p "$work/gw$i"
-		cat >"$work/gw$i/Caddyfile" <<EOF
+# start_gateway I INTERVAL PREFIX: gateway I (its own admin and site
+# ports) on the run's Redis with key_prefix PREFIX, serving the management
+# API and access_keys in front of the upstream, sweeping every INTERVAL.
+start_gateway() {
+	mkdir -p "$work/gw$1"
+	cat >"$work/gw$1/Caddyfile" <<EOF
 {
-	admin 127.0.0.1:${admins[$i]}
+	admin 127.0.0.1:${admins[$1]}
 	persist_config off
 	auto_https off
 	access_keys {
 		redis $R
-		key_prefix $PREFIX
+		key_prefix $3
 		cache_size 1000
 		sweep_interval $2
 		max_failures_per_client -1
@@ -135,7 +136,7 @@ start_gateways() {
 	}
 }
 
-http://127.0.0.1:${sites[$i]} {
+http://127.0.0.1:${sites[$1]} {
 	@management path /api/v1/accessKeys /api/v1/accessKeys/*
 	handle @management {
 		access_keys_api
@@ -149,13 +150,18 @@ http://127.0.0.1:${sites[$i]} {
 	}
 }
 EOF
-		HOME="$work/gw$i" XDG_CONFIG_HOME="$work/gw$i" XDG_DATA_HOME="$work/gw$i" \
-			"$work/caddy" run --config "$work/gw$i/Caddyfile" --adapter caddyfile >"$work/gw$i/caddy.log" 2>&1 &
-		gw_pids+=($!)
-	done
+	HOME="$work/gw$1" XDG_CONFIG_HOME="$work/gw$1" XDG_DATA_HOME="$work/gw$1" \
+		"$work/caddy" run --config "$work/gw$1/Caddyfile" --adapter caddyfile >"$work/gw$1/caddy.log" 2>&1 &
+	gw_pids+=($!)
+	wait_port "${sites[$1]}"
+	wait_port "${admins[$1]}"
+}
+
+# start_gateways N INTERVAL: N gateways on the measured store.
+start_gateways() {
+	local i
 	for ((i = 0; i < $1; i++)); do
-		wait_port "${sites[$i]}"
-		wait_port "${admins[$i]}"
+		start_gateway "$i" "$2" "$PREFIX"
 	done
 }
 
@@ -201,17 +207,16 @@ echo "scale: commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(g
 
 echo "scale: step: seeding $SMALL_KEYS keys"
 "$lg" scale-seed "${common[@]}" -label small -keys "$SMALL_KEYS" -sub "$SUB_CREDS" -check-db 15
-echo "scale: step: listing at $SMALL_KEYS keys"
-start_gateways 1 1h
-"$lg" scale-list "${common[@]}" -label small -addr "127.0.0.1:$S1" -n "$LIST_REQS" || on_failure
-stop_gateways
 sweep_pair small 1
+echo "scale: step: seeding a reference store of $SMALL_KEYS keys (key_prefix $PREFIX_SMALL) for the listing"
+"$lg" scale-seed -redis "$R" -prefix "$PREFIX_SMALL" -state "$work/small.json" -results "$work/small-results" -label small -keys "$SMALL_KEYS" -sub 0
 
 echo "scale: step: seeding up to $SCALE_KEYS keys"
 "$lg" scale-seed "${common[@]}" -label large -keys "$SCALE_KEYS"
-echo "scale: step: listing at $SCALE_KEYS keys"
-start_gateways 1 1h
-"$lg" scale-list "${common[@]}" -label large -addr "127.0.0.1:$S1" -n "$LIST_REQS" || on_failure
+echo "scale: step: listing at $SMALL_KEYS and $SCALE_KEYS keys, interleaved"
+start_gateway 0 1h "$PREFIX"
+start_gateway 1 1h "$PREFIX_SMALL"
+"$lg" scale-list "${common[@]}" -addr "127.0.0.1:$S1" -small-addr "127.0.0.1:$S2" -small-state "$work/small.json" -n "$LIST_REQS" || on_failure
 stop_gateways
 sweep_pair large 1
 sweep_pair large 3

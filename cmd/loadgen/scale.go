@@ -186,25 +186,41 @@ func scaleSweep(args []string) error {
 		*name + ".seconds": w.Seconds, *name + ".estimated": est})
 }
 
-// scaleList times the first page and a deep page of the key list.
+// scaleList times the first page and a deep page of the key list: of
+// the large store at -addr and, interleaved with it, of the small store
+// at -small-addr (whose state is -small-state).
 func scaleList(args []string) error {
 	f := newScaleFlags("scale-list")
-	addr := f.fs.String("addr", "", "the gateway's site serving the management API (host:port)")
-	label := f.fs.String("label", "small", "label of the stage in the results")
+	addr := f.fs.String("addr", "", "the large store's gateway site serving the management API (host:port)")
+	smallAddr := f.fs.String("small-addr", "", "the small store's gateway site")
+	smallState := f.fs.String("small-state", "", "the small store's state file")
 	n := f.fs.Int("n", 200, "requests timed per page")
 	walk := f.fs.Int("walk", 100_000, "how deep to follow next when the API refuses an Access ID as token")
 	_ = f.fs.Parse(args)
-	st, err := loadgen.LoadScaleState(*f.state)
+	large, err := loadgen.LoadScaleState(*f.state)
 	if err != nil {
 		return err
 	}
-	t, err := loadgen.MeasureList(context.Background(), "http://"+*addr, st.Admin.Authorization(), loadgen.MiddleID(st.Sample), *n, *walk)
+	small, err := loadgen.LoadScaleState(*smallState)
+	if err != nil {
+		return err
+	}
+	target := func(addr string, st *loadgen.ScaleState) loadgen.ListTarget {
+		return loadgen.ListTarget{Base: "http://" + addr, Auth: st.Admin.Authorization(), DeepToken: loadgen.MiddleID(st.Sample)}
+	}
+	ts, err := loadgen.MeasureLists(context.Background(), []loadgen.ListTarget{target(*smallAddr, small), target(*addr, large)}, *n, *walk)
 	if err != nil {
 		return err
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
-	fmt.Printf("list at %d keys: first page %.2f ms, deep page (by %s) %.2f ms (medians of %d)\n", st.Keys, ms(t.First), t.DeepBy, ms(t.Deep), t.Requests)
-	return f.record(loadgen.Results{"list." + *label + ".first_ms": ms(t.First), "list." + *label + ".deep_ms": ms(t.Deep)})
+	r := loadgen.Results{}
+	for i, label := range []string{"small", "large"} {
+		keys := []int{small.Keys, large.Keys}[i]
+		fmt.Printf("list at %d keys: first page %.2f ms, deep page (by %s) %.2f ms (medians of %d, interleaved with the other store's)\n",
+			keys, ms(ts[i].First), ts[i].DeepBy, ms(ts[i].Deep), ts[i].Requests)
+		r["list."+label+".first_ms"], r["list."+label+".deep_ms"] = ms(ts[i].First), ms(ts[i].Deep)
+	}
+	return f.record(r)
 }
 
 // scaleSub runs a phase of the subscription steps: loss, before-restart,
