@@ -1,7 +1,7 @@
 # accessgate: common tasks. `make test` runs everything CI runs.
 GO ?= go
 
-.PHONY: all build test fuzz bench demo adapt clean
+.PHONY: all build test fuzz bench scale demo adapt clean
 
 all: build
 
@@ -31,6 +31,12 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./authcache ./keystore
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 2 -timeout 20m ./caddymodule
 	./scripts/bench.sh
+
+## scale: the scale measurements, before/after figures from outside the
+## gateway (see BENCHMARKS.md "Scale"; SCALE_KEYS=1000000, about 15 minutes,
+## needs redis-server)
+scale:
+	./scripts/scale.sh
 
 ## demo: run the gateway on Caddyfile.example and print a demo key
 demo:

@@ -1,4 +1,5 @@
-// Command loadgen drives accessgate's end-to-end benchmark (scripts/bench.sh).
+// Command loadgen drives accessgate's end-to-end benchmark (scripts/bench.sh)
+// and its scale measurements (scripts/scale.sh).
 //
 //	loadgen ports N               print N free loopback TCP ports
 //	loadgen upstream -addr A      serve a small JSON API at A
@@ -6,6 +7,8 @@
 //	loadgen redismem [flags]      measure Redis memory per stored key
 //	loadgen nohashcache REALM     filter a Caddy JSON config: drop the
 //	                              hash_cache of basic_auth with realm REALM
+//	loadgen scale-* [flags]       the steps of scripts/scale.sh: seed,
+//	                              idle, sweep, list, sub, miss, report
 package main
 
 import (
@@ -46,6 +49,20 @@ func main() {
 		err = redismem(os.Args[2:])
 	case "nohashcache":
 		err = noHashCache(os.Args[2:])
+	case "scale-seed":
+		err = scaleSeed(os.Args[2:])
+	case "scale-idle":
+		err = scaleIdle(os.Args[2:])
+	case "scale-sweep":
+		err = scaleSweep(os.Args[2:])
+	case "scale-list":
+		err = scaleList(os.Args[2:])
+	case "scale-sub":
+		err = scaleSub(os.Args[2:])
+	case "scale-miss":
+		err = scaleMiss(os.Args[2:])
+	case "scale-report":
+		err = scaleReport(os.Args[2:])
 	default:
 		usage()
 	}
@@ -56,7 +73,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: loadgen ports N | upstream -addr A | run [flags] | redismem [flags] | nohashcache REALM")
+	fmt.Fprintln(os.Stderr, "usage: loadgen ports N | upstream -addr A | run [flags] | redismem [flags] | nohashcache REALM | scale-seed|scale-idle|scale-sweep|scale-list|scale-sub|scale-miss|scale-report [flags]")
 	os.Exit(2)
 }
 
