@@ -38,23 +38,29 @@ type Options struct {
 	RotationGrace time.Duration
 	// AuditMaxLen caps the audit stream (approximately); 100000 when zero.
 	AuditMaxLen int64
+	// ChangesMaxLen caps the changes stream (approximately), which holds
+	// the invalidation messages an instance replays after it lost its
+	// subscription; 100000 when zero.
+	ChangesMaxLen int64
 	// OnEvent, when set, is called with every audit event written.
 	OnEvent func(Event)
 }
 
 // Store reads and writes the access-key domain in Redis.
 type Store struct {
-	rdb     redis.UniversalClient
-	prefix  string
-	now     func() time.Time
-	grace   time.Duration
-	auditN  int64
-	onEvent func(Event)
+	rdb    redis.UniversalClient
+	prefix string
+	now    func() time.Time
+	grace  time.Duration
+	auditN int64
+	// changesN caps the changes stream.
+	changesN int64
+	onEvent  func(Event)
 }
 
 // New returns a Store on rdb. The client stays owned by the caller.
 func New(rdb redis.UniversalClient, opts Options) *Store {
-	s := &Store{rdb: rdb, prefix: opts.Prefix, now: opts.Now, grace: opts.RotationGrace, auditN: opts.AuditMaxLen, onEvent: opts.OnEvent}
+	s := &Store{rdb: rdb, prefix: opts.Prefix, now: opts.Now, grace: opts.RotationGrace, auditN: opts.AuditMaxLen, changesN: opts.ChangesMaxLen, onEvent: opts.OnEvent}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
 	}
@@ -66,6 +72,9 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	}
 	if s.auditN <= 0 {
 		s.auditN = 100000
+	}
+	if s.changesN <= 0 {
+		s.changesN = 100000
 	}
 	return s
 }
@@ -90,6 +99,7 @@ func (s *Store) rolesKey() string               { return s.prefix + ":roles" }
 func (s *Store) policyKey() string              { return s.prefix + ":policy" }
 func (s *Store) lastUsedKey() string            { return s.prefix + ":lastused" }
 func (s *Store) auditKey() string               { return s.prefix + ":audit" }
+func (s *Store) changesKey() string             { return s.prefix + ":changes" }
 
 // InvalidationChannel is the pub/sub channel on which changes are announced.
 func (s *Store) InvalidationChannel() string { return s.prefix + ":invalidate" }
