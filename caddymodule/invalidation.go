@@ -11,24 +11,35 @@ import (
 	"github.com/accessgate/accessgate/keystore"
 )
 
-// subscriptionCheck is how long the invalidation subscription may stay
-// quiet before it is asked for a PONG, and how long that PONG may take
-// before the subscription counts as lost: a silent (half-open) connection
-// is noticed within twice this.
+// subscriptionCheck is how often the invalidation subscription is asked
+// for a PONG, and how long that PONG may take before the subscription
+// counts as lost: a silent (half-open) connection is noticed within twice
+// this. Each PONG also advances the subscriber's position in the changes
+// stream (see checkpoint).
 const subscriptionCheck = 10 * time.Second
 
 // errSilent says the subscription did not answer a PING in time.
 var errSilent = fmt.Errorf("no answer to PING within %v", subscriptionCheck)
 
+// replayTimeout bounds the replay of the changes missed while the
+// subscription was lost; a replay that takes longer flushes the caches
+// instead.
+const replayTimeout = 30 * time.Second
+
 // subscribe listens for invalidation messages until ctx ends and drops the
 // matching cache entries. A subscription that fails or goes silent is
-// replaced, and every subscription after the first flushes the caches,
-// since messages may have been missed while there was none; cache_ttl
-// remains the bound when messages are lost otherwise.
+// replaced, and every subscription after the first replays from the
+// changes stream the messages that may have been missed while there was
+// none, or flushes the caches when the stream cannot tell them (see
+// recoverMissed); cache_ttl remains the bound when messages are lost
+// otherwise.
 func (s *state) subscribe(ctx context.Context) {
 	again := false
+	// pos is the position in the changes stream up to which every
+	// message was received.
+	var pos keystore.ChangePosition
 	for ctx.Err() == nil {
-		err := s.listen(ctx, again)
+		err := s.listen(ctx, again, &pos)
 		if ctx.Err() != nil {
 			return
 		}
@@ -43,18 +54,42 @@ func (s *state) subscribe(ctx context.Context) {
 }
 
 // listen holds one subscription until it fails, goes silent or ctx ends,
-// and returns why it ended. The subscription flushes the caches when it is
-// confirmed if again is set.
-func (s *state) listen(ctx context.Context, again bool) error {
+// and returns why it ended. When the subscription is confirmed it
+// recovers the messages missed before it if again is set, and it keeps
+// *pos up to date while it lasts.
+func (s *state) listen(ctx context.Context, again bool, pos *keystore.ChangePosition) error {
 	ps := s.rdb.Subscribe(ctx, s.store.InvalidationChannel())
 	// A blocked receive does not watch ctx: closing the subscription is
 	// what ends it promptly when the state is destroyed.
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
 	defer stop()
 	defer ps.Close()
-	pinged := false
+	var (
+		confirmed bool
+		// pinged is set while a PING awaits its PONG; pending is the
+		// position read just before it was sent.
+		pinged  bool
+		pending keystore.ChangePosition
+		// due is when the next PING is.
+		due = time.Now().Add(subscriptionCheck)
+	)
+	ping := func() error {
+		pending = keystore.ChangePosition{}
+		if confirmed {
+			pending = s.changesPosition(ctx)
+		}
+		if err := ps.Ping(ctx); err != nil {
+			return err
+		}
+		pinged = true
+		return nil
+	}
 	for {
-		msg, err := ps.ReceiveTimeout(ctx, subscriptionCheck)
+		wait := subscriptionCheck
+		if !pinged {
+			wait = max(time.Until(due), time.Millisecond)
+		}
+		msg, err := ps.ReceiveTimeout(ctx, wait)
 		if err != nil {
 			switch {
 			case ctx.Err() != nil:
@@ -66,15 +101,11 @@ func (s *state) listen(ctx context.Context, again bool) error {
 				// comes back.
 				return errSilent
 			}
-			// Quiet channel: ask for a PONG, which the next receive must
-			// bring (or any other message).
-			if err := ps.Ping(ctx); err != nil {
+			if err := ping(); err != nil {
 				return err
 			}
-			pinged = true
 			continue
 		}
-		pinged = false
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind != "subscribe" {
@@ -82,18 +113,84 @@ func (s *state) listen(ctx context.Context, again bool) error {
 			}
 			if again {
 				// The subscription has its own connection and may come back
-				// before the command pool does; flushing first would turn
+				// before the command pool does; recovering first would turn
 				// the cached credentials served through the outage into
 				// 503s until then.
 				s.awaitCommands(ctx)
-				s.flush("invalidation subscription re-established")
+				s.recoverMissed(ctx, pos)
+			} else {
+				// The first subscription has nothing to recover: the
+				// caches started empty.
+				*pos = s.changesPosition(ctx)
 			}
-			again = true
+			confirmed = true
 			s.subscriptionUp.Store(true)
+		case *redis.Pong:
+			pinged = false
+			due = time.Now().Add(subscriptionCheck)
+			if pending.Known() {
+				*pos = pending
+			}
 		case *redis.Message:
 			s.invalidate(m.Payload)
 		}
+		if !pinged && !time.Now().Before(due) {
+			// Messages keep coming: the position advances all the same.
+			if err := ping(); err != nil {
+				return err
+			}
+		}
 	}
+}
+
+// changesPosition reads the newest position of the changes stream, or
+// returns the zero position if it cannot.
+//
+// A checkpoint is this read followed by a PING on the subscription: when
+// its PONG arrives, every message published before the read has arrived
+// before it, on the same connection, so the position read is one up to
+// which every message was received. On a Redis Cluster, messages
+// published on other nodes may still be on their way then;
+// keystore.ReplayChanges replays a margin before the position for them.
+// The read costs one command per subscriptionCheck, whatever the number
+// of messages.
+func (s *state) changesPosition(ctx context.Context) keystore.ChangePosition {
+	rctx, cancel := context.WithTimeout(ctx, subscriptionCheck/5)
+	defer cancel()
+	info, err := s.store.ChangesInfo(rctx)
+	if err != nil {
+		return keystore.ChangePosition{}
+	}
+	return info.Position()
+}
+
+// Outcomes of recoverMissed, counted in
+// accessgate_invalidation_recoveries_total.
+const (
+	recoveryReplayed = iota
+	recoveryFlushed
+)
+
+// recoverMissed applies the invalidation messages published after *pos,
+// read from the changes stream, after a lost subscription was replaced,
+// and moves *pos to the stream's newest position. When the stream cannot
+// tell every change made after *pos (no position yet, the gap older than
+// the stream, Redis restarted or failed over without the stream, more
+// changes than replayed, or the replay failed), it flushes the caches
+// instead. The messages go through invalidate, as live ones do, so loads
+// in flight during the replay cache nothing it dropped.
+func (s *state) recoverMissed(ctx context.Context, pos *keystore.ChangePosition) {
+	rctx, cancel := context.WithTimeout(ctx, replayTimeout)
+	defer cancel()
+	next, n, err := s.store.ReplayChanges(rctx, *pos, s.invalidate)
+	*pos = next
+	if err != nil {
+		s.metrics.recoveries[recoveryFlushed].Add(1)
+		s.flush("invalidation subscription re-established; missed changes not replayed: " + err.Error())
+		return
+	}
+	s.metrics.recoveries[recoveryReplayed].Add(1)
+	s.logger().Info("invalidation subscription re-established; missed changes replayed", zap.Int("changes", n))
 }
 
 // awaitCommands waits until Redis answers commands again, or ctx ends.
@@ -114,7 +211,7 @@ func (s *state) awaitCommands(ctx context.Context) {
 
 func (s *state) subscriptionLost(err error) {
 	if s.subscriptionUp.Swap(false) {
-		s.logger().Warn("invalidation subscription lost; the cache will be flushed when it is back", zap.Error(err))
+		s.logger().Warn("invalidation subscription lost; the changes missed will be replayed, or the cache flushed, when it is back", zap.Error(err))
 	}
 }
 
