@@ -151,12 +151,15 @@ func (id ChangeID) before(d time.Duration) ChangeID {
 }
 
 // ChangePosition is a point in the history of the changes stream: the ID
-// of an entry and how many entries the stream had ever received then.
-// An instance holds the position up to which it received every
-// announcement; the zero position means none is known.
+// of an entry, how many entries the stream had ever received then, and
+// the time (by the clock of the stream's Redis server, in Unix
+// milliseconds) when the position was read. An instance holds the
+// position up to which it received every announcement; the zero position
+// means none is known.
 type ChangePosition struct {
 	ID    ChangeID
 	Added int64
+	Read  uint64
 }
 
 // Known reports whether p is a position in the stream. A stream holds at
@@ -181,6 +184,9 @@ type ChangesInfo struct {
 	First ChangeID
 	// MaxDeleted is the greatest ID deleted by XDEL; zero if none.
 	MaxDeleted ChangeID
+	// Read is when the state was read, by the clock of the stream's
+	// server, in Unix milliseconds.
+	Read uint64
 }
 
 // Position returns the position of the newest entry.
@@ -188,19 +194,40 @@ func (i ChangesInfo) Position() ChangePosition {
 	if !i.Exists {
 		return ChangePosition{}
 	}
-	return ChangePosition{ID: i.Last, Added: i.Added}
+	return ChangePosition{ID: i.Last, Added: i.Added, Read: i.Read}
 }
 
-// ChangesInfo reads the state of the changes stream.
+// ChangesInfo reads the state of the changes stream, with the time of its
+// server.
 func (s *Store) ChangesInfo(ctx context.Context) (ChangesInfo, error) {
-	x, err := s.rdb.XInfoStream(ctx, s.changesKey()).Result()
+	node := redis.Cmdable(s.rdb)
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		c, err := cc.MasterForKey(ctx, s.changesKey())
+		if err != nil {
+			return ChangesInfo{}, err
+		}
+		node = c
+	}
+	var xinfo *redis.XInfoStreamCmd
+	var now *redis.TimeCmd
+	_, _ = node.Pipelined(ctx, func(p redis.Pipeliner) error {
+		xinfo = p.XInfoStream(ctx, s.changesKey())
+		now = p.Time(ctx)
+		return nil
+	})
+	t, err := now.Result()
+	if err != nil {
+		return ChangesInfo{}, err
+	}
+	read := uint64(t.UnixMilli())
+	x, err := xinfo.Result()
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
-			return ChangesInfo{}, nil
+			return ChangesInfo{Read: read}, nil
 		}
 		return ChangesInfo{}, err
 	}
-	info := ChangesInfo{Exists: true, Added: x.EntriesAdded, Length: x.Length}
+	info := ChangesInfo{Exists: true, Added: x.EntriesAdded, Length: x.Length, Read: read}
 	ids := []struct {
 		dst *ChangeID
 		src string
@@ -223,18 +250,21 @@ const (
 	MaxReplay = 100000
 	// replayPage is how many entries one XRANGE of a replay reads.
 	replayPage = 1000
-	// clusterReplayMargin is how far before its position an instance on
-	// a Redis Cluster starts a replay. There the entry of a change is
-	// added before the change's transaction runs (the stream is in
-	// another slot), and the message is published on the node of the
-	// change and passed to the subscriber's node over the cluster bus,
-	// later. So when an instance takes its position (the stream's newest
-	// entry at a moment when everything published on its node before has
-	// reached it), the messages of the newest entries may still be
-	// pending: their transaction not yet executed, or the message still
-	// on the bus. Both delays last milliseconds, at worst the time out of
-	// a Redis command (seconds); 30 s of stream covers them with room,
-	// and costs at most the replay of 30 s of changes.
+	// clusterReplayMargin is how much of the stream before its position
+	// an instance on a Redis Cluster replays too: the entries added in
+	// the margin before the position was read. There the entry of a
+	// change is added before the change's transaction runs (the stream
+	// is in another slot), and the message is published on the node of
+	// the change and passed to the subscriber's node over the cluster
+	// bus, later. So when an instance takes its position (the stream's
+	// newest entry at a moment when everything published on its node
+	// before has reached it), the messages of the entries added just
+	// before may still be pending: their transaction not yet executed,
+	// or the message still on the bus. Both delays last milliseconds, at
+	// worst the time out of a Redis command (seconds); 30 s covers them
+	// with room, and costs at most the replay of 30 s of changes. The
+	// margin is measured by the clock of the stream's server, which
+	// stamps the entries.
 	clusterReplayMargin = 30 * time.Second
 )
 
@@ -310,8 +340,8 @@ func (s *Store) ReplayChanges(ctx context.Context, pos ChangePosition, apply fun
 }
 
 // planReplay decides whether the changes made after pos can be read from
-// a stream in the state info, reading margin more of it (see
-// clusterReplayMargin) and at most limit changes. It returns the start
+// a stream in the state info, at most limit of them, with the entries
+// added within margin before pos was read (see clusterReplayMargin). It returns the start
 // argument of the XRANGE that reads them ("" when there is nothing to
 // read), or an error wrapping ErrChangesGap saying why they cannot be.
 //
@@ -336,19 +366,18 @@ func planReplay(pos ChangePosition, info ChangesInfo, margin time.Duration, limi
 	if info.Length < missed {
 		return "", gapError("%d changes missed, of which the stream trimmed some (it holds %d)", missed, info.Length)
 	}
-	if margin <= 0 {
-		if !info.MaxDeleted.IsZero() && info.MaxDeleted.Compare(pos.ID) > 0 {
-			return "", gapError("changes missed were deleted from the stream")
-		}
-		if missed == 0 {
-			return "", nil
-		}
-		return "(" + pos.ID.String(), nil
+	if !info.MaxDeleted.IsZero() && info.MaxDeleted.Compare(pos.ID) > 0 {
+		return "", gapError("changes missed were deleted from the stream")
 	}
-	start := pos.ID.before(margin)
-	trimmed := info.Added > info.Length
-	if !info.MaxDeleted.IsZero() && info.MaxDeleted.Compare(start) >= 0 || trimmed && info.First.Compare(start) > 0 {
-		return "", gapError("changes of the %v before the position may have been trimmed from the stream", margin)
+	if start := (ChangeID{MS: pos.Read}).before(margin); margin > 0 && start.Compare(pos.ID) <= 0 {
+		trimmed := info.Added > info.Length
+		if !info.MaxDeleted.IsZero() && info.MaxDeleted.Compare(start) >= 0 || trimmed && info.First.Compare(start) > 0 {
+			return "", gapError("changes of the %v before the position may have been trimmed from the stream", margin)
+		}
+		return start.String(), nil
 	}
-	return start.String(), nil
+	if missed == 0 {
+		return "", nil
+	}
+	return "(" + pos.ID.String(), nil
 }
