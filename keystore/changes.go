@@ -208,23 +208,23 @@ func (s *Store) ChangesInfo(ctx context.Context) (ChangesInfo, error) {
 		}
 		node = c
 	}
-	var xinfo *redis.XInfoStreamCmd
+	// XINFO STREAM fails on a missing key, which would count as a Redis
+	// error: ask first whether the stream exists.
+	var exists *redis.IntCmd
 	var now *redis.TimeCmd
-	_, _ = node.Pipelined(ctx, func(p redis.Pipeliner) error {
-		xinfo = p.XInfoStream(ctx, s.changesKey())
+	if _, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
 		now = p.Time(ctx)
+		exists = p.Exists(ctx, s.changesKey())
 		return nil
-	})
-	t, err := now.Result()
-	if err != nil {
+	}); err != nil {
 		return ChangesInfo{}, err
 	}
-	read := uint64(t.UnixMilli())
-	x, err := xinfo.Result()
+	read := uint64(now.Val().UnixMilli())
+	if exists.Val() == 0 {
+		return ChangesInfo{Read: read}, nil
+	}
+	x, err := node.XInfoStream(ctx, s.changesKey()).Result()
 	if err != nil {
-		if strings.Contains(err.Error(), "no such key") {
-			return ChangesInfo{Read: read}, nil
-		}
 		return ChangesInfo{}, err
 	}
 	info := ChangesInfo{Exists: true, Added: x.EntriesAdded, Length: x.Length, Read: read}
