@@ -15,7 +15,7 @@ import (
 // for a PONG, and how long that PONG may take before the subscription
 // counts as lost: a silent (half-open) connection is noticed within twice
 // this. Each PONG also advances the subscriber's position in the changes
-// stream (see checkpoint).
+// stream (see changesPosition).
 const subscriptionCheck = 10 * time.Second
 
 // errSilent says the subscription did not answer a PING in time.
@@ -113,9 +113,10 @@ func (s *state) listen(ctx context.Context, again bool, pos *keystore.ChangePosi
 			}
 			if again {
 				// The subscription has its own connection and may come back
-				// before the command pool does; recovering first would turn
-				// the cached credentials served through the outage into
-				// 503s until then.
+				// before the command pool does. The replay needs commands,
+				// and a flush before they work would turn the cached
+				// credentials served through the outage into 503s until
+				// then.
 				s.awaitCommands(ctx)
 				s.recoverMissed(ctx, pos)
 			} else {
