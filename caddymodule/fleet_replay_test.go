@@ -110,6 +110,15 @@ func startReplayRun(t *testing.T, r replaySetup, n int) *replayRun {
 	for range n {
 		run.keys = append(run.keys, r.st.key(t, keystore.KeySpec{OwnerID: replayOwner}))
 	}
+	run.cacheAll(t, r)
+	run.before = metricsText(t, run.gw)
+	return run
+}
+
+// cacheAll uses every key and waits until each is answered from the
+// cache.
+func (run *replayRun) cacheAll(t *testing.T, r replaySetup) {
+	t.Helper()
 	for i := range run.keys {
 		wantStatus(t, run.client, run.gw.collectors(), &run.keys[i], nil, http.StatusOK)
 	}
@@ -120,15 +129,13 @@ func startReplayRun(t *testing.T, r replaySetup, n int) *replayRun {
 			wantStatus(t, run.client, run.gw.collectors(), &run.keys[i], nil, http.StatusOK)
 		}
 		if r.gets(t) == before {
-			break
+			return
 		}
 		if try == 20 {
-			t.Fatalf("the %d keys are not all cached after %d rounds", n, try)
+			t.Fatalf("the %d keys are not all cached after %d rounds", len(run.keys), try)
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	run.before = metricsText(t, run.gw)
-	return run
 }
 
 // loseSubscription takes the gateway's subscription away, runs during
@@ -138,14 +145,16 @@ func (run *replayRun) loseSubscription(t *testing.T, r replaySetup, during func(
 	t.Helper()
 	lost, back := strings.Count(run.gw.Logs(), logLost), strings.Count(run.gw.Logs(), logBack)
 	r.allowSubscriptions(t, false)
-	waitUntil(t, time.Minute, "the gateway losing its subscription", func() bool {
+	took := waitUntil(t, time.Minute, "the gateway losing its subscription", func() bool {
 		return strings.Count(run.gw.Logs(), logLost) > lost
 	})
+	t.Logf("subscription lost %v after it was refused", took.Round(time.Millisecond))
 	during()
 	r.allowSubscriptions(t, true)
-	waitUntil(t, time.Minute, "the gateway subscribing again", func() bool {
+	took = waitUntil(t, time.Minute, "the gateway subscribing again", func() bool {
 		return strings.Count(run.gw.Logs(), logBack) > back
 	})
+	t.Logf("subscription recovered %v after it was allowed", took.Round(time.Millisecond))
 }
 
 // recovered returns how many recoveries of each outcome the gateway made
@@ -217,6 +226,45 @@ func TestFleetReplayAfterLostSubscription(t *testing.T) {
 	}
 	if !strings.Contains(run.gw.Logs(), logReplayed) {
 		t.Errorf("the gateway log does not report the replay")
+	}
+}
+
+// TestFleetReplayPositionAdvances: while its subscription lasts, the
+// gateway's position in the changes stream follows the messages it
+// receives. A role change (which empties every cache) made and received
+// before the subscription is lost is not replayed after it: no cached
+// credential is verified again but the key deactivated in the gap.
+func TestFleetReplayPositionAdvances(t *testing.T) {
+	r, rs := singleReplaySetup(t, "fleetadvance", 0)
+	run := startReplayRun(t, r, 20)
+	r.st.role(t, "viewer", "viewCollectors", "runLogSearch")
+	waitUntil(t, propagationTimeout, "the role change received", func() bool {
+		a, _ := metricValue(run.before, mInvalidations)
+		b, _ := metricValue(metricsText(t, run.gw), mInvalidations)
+		return b > a
+	})
+	run.cacheAll(t, r)
+	// The gateway reads the stream's state (XINFO) before each PING of
+	// its subscription; the second read after the change follows the
+	// PONG of the first, which moved the position past the change.
+	reads := rs.CommandCount(t, "xinfo|stream")
+	waitUntil(t, 2*time.Minute, "two checkpoints of the gateway's position", func() bool {
+		return rs.CommandCount(t, "xinfo|stream") >= reads+2
+	})
+	run.before = metricsText(t, run.gw)
+	ctx := context.Background()
+	run.loseSubscription(t, r, func() {
+		disabled := true
+		if _, err := r.st.UpdateKey(ctx, run.keys[0].id, keystore.KeyUpdate{Disabled: &disabled}, testOp); err != nil {
+			t.Fatal(err)
+		}
+	})
+	wantStatus(t, run.client, run.gw.collectors(), &run.keys[0], nil, http.StatusUnauthorized)
+	if verified, gets := run.reverified(t, r); verified != 0 || gets != 0 {
+		t.Errorf("%d credentials verified again, %d GETs; want none (the role change was received before the loss)", verified, gets)
+	}
+	if replayed, flushed := run.recovered(t); replayed != 1 || flushed != 0 {
+		t.Errorf("recoveries: %d replayed, %d flushed; want 1 replayed", replayed, flushed)
 	}
 }
 
