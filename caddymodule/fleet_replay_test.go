@@ -244,9 +244,10 @@ func TestFleetReplayPositionAdvances(t *testing.T) {
 		return b > a
 	})
 	run.cacheAll(t, r)
-	// The gateway reads the stream's state (XINFO) before each PING of
-	// its subscription; the second read after the change follows the
-	// PONG of the first, which moved the position past the change.
+	// The gateway reads the stream's state (XINFO) after each PONG of its
+	// subscription, and the next PONG moves its position to what it
+	// read: the second read after the change follows the PONG that moved
+	// the position past the change.
 	reads := rs.CommandCount(t, "xinfo|stream")
 	waitUntil(t, 2*time.Minute, "two checkpoints of the gateway's position", func() bool {
 		return rs.CommandCount(t, "xinfo|stream") >= reads+2
@@ -265,6 +266,41 @@ func TestFleetReplayPositionAdvances(t *testing.T) {
 	}
 	if replayed, flushed := run.recovered(t); replayed != 1 || flushed != 0 {
 		t.Errorf("recoveries: %d replayed, %d flushed; want 1 replayed", replayed, flushed)
+	}
+}
+
+// TestFleetReplayUnlistedMessages: a gateway that receives invalidation
+// messages the changes stream does not hold (published by an instance of
+// a version before the stream, during a rolling upgrade) cannot trust a
+// replay to hold every change: after a lost subscription it flushes its
+// cache, and says why.
+func TestFleetReplayUnlistedMessages(t *testing.T) {
+	r, rs := singleReplaySetup(t, "fleetunlisted", 0)
+	run := startReplayRun(t, r, 5)
+	ctx := context.Background()
+	// What an older writer does: PUBLISH alone.
+	if err := rs.Client(t).Publish(ctx, r.st.InvalidationChannel(), wakeMessage).Err(); err != nil {
+		t.Fatal(err)
+	}
+	const warned = "that the changes stream does not hold"
+	waitUntil(t, 2*time.Minute, "the gateway noticing a message without a stream entry", func() bool {
+		return strings.Contains(run.gw.Logs(), warned)
+	})
+	run.loseSubscription(t, r, func() {
+		disabled := true
+		if _, err := r.st.UpdateKey(ctx, run.keys[0].id, keystore.KeyUpdate{Disabled: &disabled}, testOp); err != nil {
+			t.Fatal(err)
+		}
+	})
+	wantStatus(t, run.client, run.gw.collectors(), &run.keys[0], nil, http.StatusUnauthorized)
+	if verified, _ := run.reverified(t, r); verified != int64(len(run.keys)-1) {
+		t.Errorf("%d of %d credentials verified again after the flush", verified, len(run.keys)-1)
+	}
+	if replayed, flushed := run.recovered(t); replayed != 0 || flushed != 1 {
+		t.Errorf("recoveries: %d replayed, %d flushed; want 1 flushed", replayed, flushed)
+	}
+	if !strings.Contains(run.gw.Logs(), "without a stream entry") {
+		t.Errorf("the gateway log does not say why it flushed")
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 // for a PONG, and how long that PONG may take before the subscription
 // counts as lost: a silent (half-open) connection is noticed within twice
 // this. Each PONG also advances the subscriber's position in the changes
-// stream (see changesPosition).
+// stream (see listen).
 const subscriptionCheck = 10 * time.Second
 
 // errSilent says the subscription did not answer a PING in time.
@@ -26,6 +26,25 @@ var errSilent = fmt.Errorf("no answer to PING within %v", subscriptionCheck)
 // instead.
 const replayTimeout = 30 * time.Second
 
+// unlistedMemory is how long after receiving messages that the changes
+// stream does not hold (see changesTracker) a lost subscription flushes
+// the caches rather than replay the stream.
+const unlistedMemory = time.Hour
+
+// changesTracker is what the subscriber knows of the changes stream,
+// across subscriptions.
+type changesTracker struct {
+	// pos is the position in the changes stream up to which every
+	// message was received.
+	pos keystore.ChangePosition
+	// unlisted is when the subscription last received more messages than
+	// the stream received entries meanwhile: a writer announces changes
+	// without writing the stream (an instance or CLI of a version before
+	// the stream, during a rolling upgrade), whose changes a replay would
+	// miss. Zero if never.
+	unlisted time.Time
+}
+
 // subscribe listens for invalidation messages until ctx ends and drops the
 // matching cache entries. A subscription that fails or goes silent is
 // replaced, and every subscription after the first replays from the
@@ -35,11 +54,9 @@ const replayTimeout = 30 * time.Second
 // otherwise.
 func (s *state) subscribe(ctx context.Context) {
 	again := false
-	// pos is the position in the changes stream up to which every
-	// message was received.
-	var pos keystore.ChangePosition
+	var tr changesTracker
 	for ctx.Err() == nil {
-		err := s.listen(ctx, again, &pos)
+		err := s.listen(ctx, again, &tr)
 		if ctx.Err() != nil {
 			return
 		}
@@ -56,8 +73,19 @@ func (s *state) subscribe(ctx context.Context) {
 // listen holds one subscription until it fails, goes silent or ctx ends,
 // and returns why it ended. When the subscription is confirmed it
 // recovers the messages missed before it if again is set, and it keeps
-// *pos up to date while it lasts.
-func (s *state) listen(ctx context.Context, again bool, pos *keystore.ChangePosition) error {
+// tr up to date while it lasts.
+//
+// Every PONG moves tr.pos to the position read before its PING (right
+// after the previous PONG, or the confirmation): every message published
+// before that read has arrived before the PONG, on the same connection.
+// On a Redis Cluster, messages published on other nodes may still be on
+// their way then; keystore.ReplayChanges replays a margin before the
+// position for them. The read costs one command per subscriptionCheck,
+// whatever the number of messages.
+func (s *state) listen(ctx context.Context, again bool, tr *changesTracker) error {
+	// Every message this subscription receives is published, and has its
+	// stream entry added, after base was read.
+	base, baseRead := s.changesInfo(ctx)
 	ps := s.rdb.Subscribe(ctx, s.store.InvalidationChannel())
 	// A blocked receive does not watch ctx: closing the subscription is
 	// what ends it promptly when the state is destroyed.
@@ -67,17 +95,14 @@ func (s *state) listen(ctx context.Context, again bool, pos *keystore.ChangePosi
 	var (
 		confirmed bool
 		// pinged is set while a PING awaits its PONG; pending is the
-		// position read just before it was sent.
-		pinged  bool
-		pending keystore.ChangePosition
+		// position its PONG confirms.
+		pinged   bool
+		pending  keystore.ChangePosition
+		received int64
 		// due is when the next PING is.
 		due = time.Now().Add(subscriptionCheck)
 	)
 	ping := func() error {
-		pending = keystore.ChangePosition{}
-		if confirmed {
-			pending = s.changesPosition(ctx)
-		}
 		if err := ps.Ping(ctx); err != nil {
 			return err
 		}
@@ -118,21 +143,33 @@ func (s *state) listen(ctx context.Context, again bool, pos *keystore.ChangePosi
 				// credentials served through the outage into 503s until
 				// then.
 				s.awaitCommands(ctx)
-				s.recoverMissed(ctx, pos)
+				s.recoverMissed(ctx, tr)
 			} else {
 				// The first subscription has nothing to recover: the
 				// caches started empty.
-				*pos = s.changesPosition(ctx)
+				info, _ := s.changesInfo(ctx)
+				tr.pos = info.Position()
 			}
+			pending = tr.pos
 			confirmed = true
 			s.subscriptionUp.Store(true)
 		case *redis.Pong:
 			pinged = false
 			due = time.Now().Add(subscriptionCheck)
+			if !confirmed {
+				continue
+			}
 			if pending.Known() {
-				*pos = pending
+				tr.pos = pending
+			}
+			info, ok := s.changesInfo(ctx)
+			pending = info.Position()
+			// Redis before 7.0 counts no entries.
+			if ok && baseRead && info.Added > 0 && received > info.Added-base.Added {
+				s.unlistedMessages(tr)
 			}
 		case *redis.Message:
+			received++
 			s.invalidate(m.Payload)
 		}
 		if !pinged && !time.Now().Before(due) {
@@ -144,25 +181,23 @@ func (s *state) listen(ctx context.Context, again bool, pos *keystore.ChangePosi
 	}
 }
 
-// changesPosition reads the newest position of the changes stream, or
-// returns the zero position if it cannot.
-//
-// A checkpoint is this read followed by a PING on the subscription: when
-// its PONG arrives, every message published before the read has arrived
-// before it, on the same connection, so the position read is one up to
-// which every message was received. On a Redis Cluster, messages
-// published on other nodes may still be on their way then;
-// keystore.ReplayChanges replays a margin before the position for them.
-// The read costs one command per subscriptionCheck, whatever the number
-// of messages.
-func (s *state) changesPosition(ctx context.Context) keystore.ChangePosition {
+// changesInfo reads the state of the changes stream, and reports whether
+// it could.
+func (s *state) changesInfo(ctx context.Context) (keystore.ChangesInfo, bool) {
 	rctx, cancel := context.WithTimeout(ctx, subscriptionCheck/5)
 	defer cancel()
 	info, err := s.store.ChangesInfo(rctx)
-	if err != nil {
-		return keystore.ChangePosition{}
+	return info, err == nil
+}
+
+// unlistedMessages records that the subscription received messages the
+// changes stream does not hold.
+func (s *state) unlistedMessages(tr *changesTracker) {
+	now := time.Now()
+	if tr.unlisted.IsZero() || now.Sub(tr.unlisted) > unlistedMemory {
+		s.logger().Warn("invalidation messages received that the changes stream does not hold (an instance or CLI of an older version?); for an hour, a lost subscription flushes the cache")
 	}
-	return info.Position()
+	tr.unlisted = now
 }
 
 // Outcomes of recoverMissed, counted in
@@ -172,19 +207,29 @@ const (
 	recoveryFlushed
 )
 
-// recoverMissed applies the invalidation messages published after *pos,
+// recoverMissed applies the invalidation messages published after tr.pos,
 // read from the changes stream, after a lost subscription was replaced,
-// and moves *pos to the stream's newest position. When the stream cannot
-// tell every change made after *pos (no position yet, the gap older than
-// the stream, Redis restarted or failed over without the stream, more
-// changes than replayed, or the replay failed), it flushes the caches
-// instead. The messages go through invalidate, as live ones do, so loads
-// in flight during the replay cache nothing it dropped.
-func (s *state) recoverMissed(ctx context.Context, pos *keystore.ChangePosition) {
+// and moves tr.pos to the stream's newest position. When the stream
+// cannot tell every change made after tr.pos (no position yet, the gap
+// older than the stream, Redis restarted or failed over without the
+// stream, more changes than replayed, writers that do not write the
+// stream, or the replay failed), it flushes the caches instead. The
+// messages go through invalidate, as live ones do, so loads in flight
+// during the replay cache nothing it dropped.
+func (s *state) recoverMissed(ctx context.Context, tr *changesTracker) {
 	rctx, cancel := context.WithTimeout(ctx, replayTimeout)
 	defer cancel()
-	next, n, err := s.store.ReplayChanges(rctx, *pos, s.invalidate)
-	*pos = next
+	if !tr.unlisted.IsZero() && time.Since(tr.unlisted) < unlistedMemory {
+		// Read the position before the flush: what the flush drops is
+		// older than it.
+		info, _ := s.changesInfo(rctx)
+		tr.pos = info.Position()
+		s.metrics.recoveries[recoveryFlushed].Add(1)
+		s.flush("invalidation subscription re-established; missed changes not replayed: messages without a stream entry were seen within the hour")
+		return
+	}
+	next, n, err := s.store.ReplayChanges(rctx, tr.pos, s.invalidate)
+	tr.pos = next
 	if err != nil {
 		s.metrics.recoveries[recoveryFlushed].Add(1)
 		s.flush("invalidation subscription re-established; missed changes not replayed: " + err.Error())
