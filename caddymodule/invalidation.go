@@ -11,24 +11,52 @@ import (
 	"github.com/accessgate/accessgate/keystore"
 )
 
-// subscriptionCheck is how long the invalidation subscription may stay
-// quiet before it is asked for a PONG, and how long that PONG may take
-// before the subscription counts as lost: a silent (half-open) connection
-// is noticed within twice this.
+// subscriptionCheck is how often the invalidation subscription is asked
+// for a PONG, and how long that PONG may take before the subscription
+// counts as lost: a silent (half-open) connection is noticed within twice
+// this. Each PONG also advances the subscriber's position in the changes
+// stream (see listen).
 const subscriptionCheck = 10 * time.Second
 
 // errSilent says the subscription did not answer a PING in time.
 var errSilent = fmt.Errorf("no answer to PING within %v", subscriptionCheck)
 
+// replayTimeout bounds the replay of the changes missed while the
+// subscription was lost; a replay that takes longer flushes the caches
+// instead.
+const replayTimeout = 30 * time.Second
+
+// unlistedMemory is how long after receiving messages that the changes
+// stream does not hold (see changesTracker) a lost subscription flushes
+// the caches rather than replay the stream.
+const unlistedMemory = time.Hour
+
+// changesTracker is what the subscriber knows of the changes stream,
+// across subscriptions.
+type changesTracker struct {
+	// pos is the position in the changes stream up to which every
+	// message was received.
+	pos keystore.ChangePosition
+	// unlisted is when the subscription last received more messages than
+	// the stream received entries meanwhile: a writer announces changes
+	// without writing the stream (an instance or CLI of a version before
+	// the stream, during a rolling upgrade), whose changes a replay would
+	// miss. Zero if never.
+	unlisted time.Time
+}
+
 // subscribe listens for invalidation messages until ctx ends and drops the
 // matching cache entries. A subscription that fails or goes silent is
-// replaced, and every subscription after the first flushes the caches,
-// since messages may have been missed while there was none; cache_ttl
-// remains the bound when messages are lost otherwise.
+// replaced, and every subscription after the first replays from the
+// changes stream the messages that may have been missed while there was
+// none, or flushes the caches when the stream cannot tell them (see
+// recoverMissed); cache_ttl remains the bound when messages are lost
+// otherwise.
 func (s *state) subscribe(ctx context.Context) {
 	again := false
+	var tr changesTracker
 	for ctx.Err() == nil {
-		err := s.listen(ctx, again)
+		err := s.listen(ctx, again, &tr)
 		if ctx.Err() != nil {
 			return
 		}
@@ -43,18 +71,50 @@ func (s *state) subscribe(ctx context.Context) {
 }
 
 // listen holds one subscription until it fails, goes silent or ctx ends,
-// and returns why it ended. The subscription flushes the caches when it is
-// confirmed if again is set.
-func (s *state) listen(ctx context.Context, again bool) error {
+// and returns why it ended. When the subscription is confirmed it
+// recovers the messages missed before it if again is set, and it keeps
+// tr up to date while it lasts.
+//
+// Every PONG moves tr.pos to the position read before its PING (right
+// after the previous PONG, or the confirmation): every message published
+// before that read has arrived before the PONG, on the same connection.
+// On a Redis Cluster, messages published on other nodes may still be on
+// their way then; keystore.ReplayChanges replays a margin before the
+// position for them. The read costs one command per subscriptionCheck,
+// whatever the number of messages.
+func (s *state) listen(ctx context.Context, again bool, tr *changesTracker) error {
+	// Every message this subscription receives is published, and has its
+	// stream entry added, after base was read.
+	base, baseRead := s.changesInfo(ctx)
 	ps := s.rdb.Subscribe(ctx, s.store.InvalidationChannel())
 	// A blocked receive does not watch ctx: closing the subscription is
 	// what ends it promptly when the state is destroyed.
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
 	defer stop()
 	defer ps.Close()
-	pinged := false
+	var (
+		confirmed bool
+		// pinged is set while a PING awaits its PONG; pending is the
+		// position its PONG confirms.
+		pinged   bool
+		pending  keystore.ChangePosition
+		received int64
+		// due is when the next PING is.
+		due = time.Now().Add(subscriptionCheck)
+	)
+	ping := func() error {
+		if err := ps.Ping(ctx); err != nil {
+			return err
+		}
+		pinged = true
+		return nil
+	}
 	for {
-		msg, err := ps.ReceiveTimeout(ctx, subscriptionCheck)
+		wait := subscriptionCheck
+		if !pinged {
+			wait = max(time.Until(due), time.Millisecond)
+		}
+		msg, err := ps.ReceiveTimeout(ctx, wait)
 		if err != nil {
 			switch {
 			case ctx.Err() != nil:
@@ -66,15 +126,11 @@ func (s *state) listen(ctx context.Context, again bool) error {
 				// comes back.
 				return errSilent
 			}
-			// Quiet channel: ask for a PONG, which the next receive must
-			// bring (or any other message).
-			if err := ps.Ping(ctx); err != nil {
+			if err := ping(); err != nil {
 				return err
 			}
-			pinged = true
 			continue
 		}
-		pinged = false
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind != "subscribe" {
@@ -82,18 +138,105 @@ func (s *state) listen(ctx context.Context, again bool) error {
 			}
 			if again {
 				// The subscription has its own connection and may come back
-				// before the command pool does; flushing first would turn
-				// the cached credentials served through the outage into
-				// 503s until then.
+				// before the command pool does. The replay needs commands,
+				// and a flush before they work would turn the cached
+				// credentials served through the outage into 503s until
+				// then.
 				s.awaitCommands(ctx)
-				s.flush("invalidation subscription re-established")
+				s.recoverMissed(ctx, tr)
+			} else {
+				// The first subscription has nothing to recover: the
+				// caches started empty.
+				info, _ := s.changesInfo(ctx)
+				tr.pos = info.Position()
 			}
-			again = true
+			pending = tr.pos
+			confirmed = true
 			s.subscriptionUp.Store(true)
+		case *redis.Pong:
+			pinged = false
+			due = time.Now().Add(subscriptionCheck)
+			if !confirmed {
+				continue
+			}
+			if pending.Known() {
+				tr.pos = pending
+			}
+			info, ok := s.changesInfo(ctx)
+			pending = info.Position()
+			// Redis before 7.0 counts no entries.
+			if ok && baseRead && info.Added > 0 && received > info.Added-base.Added {
+				s.unlistedMessages(tr)
+			}
 		case *redis.Message:
+			received++
 			s.invalidate(m.Payload)
 		}
+		if !pinged && !time.Now().Before(due) {
+			// Messages keep coming: the position advances all the same.
+			if err := ping(); err != nil {
+				return err
+			}
+		}
 	}
+}
+
+// changesInfo reads the state of the changes stream, and reports whether
+// it could.
+func (s *state) changesInfo(ctx context.Context) (keystore.ChangesInfo, bool) {
+	rctx, cancel := context.WithTimeout(ctx, subscriptionCheck/5)
+	defer cancel()
+	info, err := s.store.ChangesInfo(rctx)
+	return info, err == nil
+}
+
+// unlistedMessages records that the subscription received messages the
+// changes stream does not hold.
+func (s *state) unlistedMessages(tr *changesTracker) {
+	now := time.Now()
+	if tr.unlisted.IsZero() || now.Sub(tr.unlisted) > unlistedMemory {
+		s.logger().Warn("invalidation messages received that the changes stream does not hold (an instance or CLI of an older version?); for an hour, a lost subscription flushes the cache")
+	}
+	tr.unlisted = now
+}
+
+// Outcomes of recoverMissed, counted in
+// accessgate_invalidation_recoveries_total.
+const (
+	recoveryReplayed = iota
+	recoveryFlushed
+)
+
+// recoverMissed applies the invalidation messages published after tr.pos,
+// read from the changes stream, after a lost subscription was replaced,
+// and moves tr.pos to the stream's newest position. When the stream
+// cannot tell every change made after tr.pos (no position yet, the gap
+// older than the stream, Redis restarted or failed over without the
+// stream, more changes than replayed, writers that do not write the
+// stream, or the replay failed), it flushes the caches instead. The
+// messages go through invalidate, as live ones do, so loads in flight
+// during the replay cache nothing it dropped.
+func (s *state) recoverMissed(ctx context.Context, tr *changesTracker) {
+	rctx, cancel := context.WithTimeout(ctx, replayTimeout)
+	defer cancel()
+	if !tr.unlisted.IsZero() && time.Since(tr.unlisted) < unlistedMemory {
+		// Read the position before the flush: what the flush drops is
+		// older than it.
+		info, _ := s.changesInfo(rctx)
+		tr.pos = info.Position()
+		s.metrics.recoveries[recoveryFlushed].Add(1)
+		s.flush("invalidation subscription re-established; missed changes not replayed: messages without a stream entry were seen within the hour")
+		return
+	}
+	next, n, err := s.store.ReplayChanges(rctx, tr.pos, s.invalidate)
+	tr.pos = next
+	if err != nil {
+		s.metrics.recoveries[recoveryFlushed].Add(1)
+		s.flush("invalidation subscription re-established; missed changes not replayed: " + err.Error())
+		return
+	}
+	s.metrics.recoveries[recoveryReplayed].Add(1)
+	s.logger().Info("invalidation subscription re-established; missed changes replayed", zap.Int("changes", n))
 }
 
 // awaitCommands waits until Redis answers commands again, or ctx ends.
@@ -114,7 +257,7 @@ func (s *state) awaitCommands(ctx context.Context) {
 
 func (s *state) subscriptionLost(err error) {
 	if s.subscriptionUp.Swap(false) {
-		s.logger().Warn("invalidation subscription lost; the cache will be flushed when it is back", zap.Error(err))
+		s.logger().Warn("invalidation subscription lost; the changes missed will be replayed, or the cache flushed, when it is back", zap.Error(err))
 	}
 }
 

@@ -39,6 +39,9 @@ type stateMetrics struct {
 	// requests admitted, the others the refusals by limits.Kind.
 	limited      [limits.KindConcurrency + 1]atomic.Uint64
 	redisLatency prometheus.Histogram
+	// recoveries counts the replaced invalidation subscriptions by
+	// outcome: recoveryReplayed, recoveryFlushed.
+	recoveries [2]atomic.Uint64
 }
 
 func newStateMetrics() *stateMetrics {
@@ -114,6 +117,13 @@ func (s *state) registerMetrics(reg *prometheus.Registry) error {
 			Help:        "Requests subject to usage limits, by outcome: allowed, or the limit that refused them.",
 			ConstLabels: prometheus.Labels{"outcome": outcome},
 		}, func() float64 { return float64(m.limited[k].Load()) }))
+	}
+	for k, outcome := range [...]string{recoveryReplayed: "replayed", recoveryFlushed: "flushed"} {
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "accessgate", Name: "invalidation_recoveries_total",
+			Help:        "Invalidation subscriptions replaced after a loss, by how the messages missed meanwhile were recovered: replayed from the changes stream, or the caches flushed.",
+			ConstLabels: prometheus.Labels{"outcome": outcome},
+		}, func() float64 { return float64(m.recoveries[k].Load()) }))
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

@@ -358,7 +358,9 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operat
 		b, _ := json.Marshal(k)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.keyKey(id), b, redis.KeepTTL)
-			s.announceKey(ctx, p, k)
+			if err := s.announceKey(ctx, p, k); err != nil {
+				return err
+			}
 			return nil
 		})
 		after = *k
@@ -460,7 +462,9 @@ func (s *Store) DeleteKey(ctx context.Context, id string, op Operator) error {
 		gone = *k
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Del(ctx, s.keyKey(id))
-			s.announceKey(ctx, p, k)
+			if err := s.announceKey(ctx, p, k); err != nil {
+				return err
+			}
 			return nil
 		})
 		return err
@@ -580,11 +584,16 @@ func changeView(k *Key) map[string]any {
 
 // announceKey queues in p, the MULTI block of a change of k, the
 // announcement of k and of the key it replaced, whose grace depends on k.
-func (s *Store) announceKey(ctx context.Context, p redis.Pipeliner, k *Key) {
-	s.announce(ctx, p, invalidateKeyPrefix+k.ID)
-	if k.RotatedFrom != "" {
-		s.announce(ctx, p, invalidateKeyPrefix+k.RotatedFrom)
+func (s *Store) announceKey(ctx context.Context, p redis.Pipeliner, k *Key) error {
+	if err := s.announce(ctx, p, invalidateKeyPrefix+k.ID); err != nil {
+		return err
 	}
+	if k.RotatedFrom != "" {
+		if err := s.announce(ctx, p, invalidateKeyPrefix+k.RotatedFrom); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // KeysExist reports which of the Access IDs have a key record, in one

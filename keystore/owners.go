@@ -68,7 +68,9 @@ func (s *Store) PutRole(ctx context.Context, r Role, by string) (*Role, error) {
 	b, _ := json.Marshal(r)
 	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, s.rolesKey(), r.ID, b)
-		s.announce(ctx, p, invalidateAll)
+		if err := s.announce(ctx, p, invalidateAll); err != nil {
+			return err
+		}
 		return nil
 	}); err != nil {
 		return nil, err
@@ -120,7 +122,9 @@ func (s *Store) PutOwner(ctx context.Context, o Owner, by string) (*Owner, error
 	b, _ := json.Marshal(o)
 	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, s.ownerKey(o.ID), b, 0)
-		s.announce(ctx, p, invalidateOwnerPfx+o.ID)
+		if err := s.announce(ctx, p, invalidateOwnerPfx+o.ID); err != nil {
+			return err
+		}
 		return nil
 	}); err != nil {
 		return nil, err

@@ -135,7 +135,9 @@ func (s *Store) CreateOwner(ctx context.Context, o Owner, op Operator) (*Owner, 
 		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.ownerKey(o.ID), b, 0)
-			s.announce(ctx, p, invalidateOwnerPfx+o.ID)
+			if err := s.announce(ctx, p, invalidateOwnerPfx+o.ID); err != nil {
+				return err
+			}
 			return nil
 		})
 		return err
@@ -181,7 +183,9 @@ func (s *Store) UpdateOwner(ctx context.Context, id string, kind OwnerKind, chan
 		b, _ := json.Marshal(&after)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.ownerKey(id), b, 0)
-			s.announce(ctx, p, invalidateOwnerPfx+id)
+			if err := s.announce(ctx, p, invalidateOwnerPfx+id); err != nil {
+				return err
+			}
 			return nil
 		})
 		return err
@@ -272,7 +276,9 @@ func (s *Store) DeleteOwner(ctx context.Context, id string, kind OwnerKind, casc
 		gone = *o
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Del(ctx, s.ownerKey(id))
-			s.announce(ctx, p, invalidateOwnerPfx+id)
+			if err := s.announce(ctx, p, invalidateOwnerPfx+id); err != nil {
+				return err
+			}
 			return nil
 		})
 		return err
@@ -573,7 +579,9 @@ func (s *Store) UpdateRole(ctx context.Context, id string, change func(*Role), o
 		b, _ := json.Marshal(&after)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.HSet(ctx, s.rolesKey(), id, b)
-			s.announce(ctx, p, invalidateAll)
+			if err := s.announce(ctx, p, invalidateAll); err != nil {
+				return err
+			}
 			return nil
 		})
 		return err
@@ -611,7 +619,9 @@ func (s *Store) DeleteRole(ctx context.Context, id string, op Operator) error {
 		gone = *r
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.HDel(ctx, s.rolesKey(), id)
-			s.announce(ctx, p, invalidateAll)
+			if err := s.announce(ctx, p, invalidateAll); err != nil {
+				return err
+			}
 			return nil
 		})
 		return err
@@ -715,7 +725,9 @@ func (s *Store) dropRoles(ctx context.Context, ownerID string, ids []string, op 
 		nb, _ := json.Marshal(&after)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.ownerKey(ownerID), nb, 0)
-			s.announce(ctx, p, invalidateOwnerPfx+ownerID)
+			if err := s.announce(ctx, p, invalidateOwnerPfx+ownerID); err != nil {
+				return err
+			}
 			return nil
 		})
 		return err

@@ -128,7 +128,9 @@ func (s *Store) setPolicy(ctx context.Context, name, field, setAtField string, d
 	now := s.Now()
 	if _, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, s.policyKey(), field, days, setAtField, now.UnixMilli())
-		s.announce(ctx, p, invalidateAll)
+		if err := s.announce(ctx, p, invalidateAll); err != nil {
+			return err
+		}
 		return nil
 	}); err != nil {
 		return Policies{}, err

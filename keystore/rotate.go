@@ -91,7 +91,9 @@ func (s *Store) rotateOnce(ctx context.Context, id string, op Operator) (*Key, s
 			// Relative, so that a clock skew between this instance and
 			// Redis cannot end the grace early.
 			p.PExpire(ctx, s.keyKey(id), s.grace+time.Second)
-			s.announce(ctx, p, invalidateKeyPrefix+id)
+			if err := s.announce(ctx, p, invalidateKeyPrefix+id); err != nil {
+				return err
+			}
 			return nil
 		})
 		return err

@@ -39,18 +39,24 @@ type Options struct {
 	RotationGrace time.Duration
 	// AuditMaxLen caps the audit stream (approximately); 100000 when zero.
 	AuditMaxLen int64
+	// ChangesMaxLen caps the changes stream (approximately), which holds
+	// the invalidation messages an instance replays after it lost its
+	// subscription; 100000 when zero.
+	ChangesMaxLen int64
 	// OnEvent, when set, is called with every audit event written.
 	OnEvent func(Event)
 }
 
 // Store reads and writes the access-key domain in Redis.
 type Store struct {
-	rdb     redis.UniversalClient
-	prefix  string
-	now     func() time.Time
-	grace   time.Duration
-	auditN  int64
-	onEvent func(Event)
+	rdb    redis.UniversalClient
+	prefix string
+	now    func() time.Time
+	grace  time.Duration
+	auditN int64
+	// changesN caps the changes stream.
+	changesN int64
+	onEvent  func(Event)
 	// dueLayout is set once the store is known to hold the due indexes
 	// and sharded last-use times (schema 2, see migrate.go);
 	// schemaChecked is when, in Unix nanoseconds, the schema was last
@@ -61,7 +67,7 @@ type Store struct {
 
 // New returns a Store on rdb. The client stays owned by the caller.
 func New(rdb redis.UniversalClient, opts Options) *Store {
-	s := &Store{rdb: rdb, prefix: opts.Prefix, now: opts.Now, grace: opts.RotationGrace, auditN: opts.AuditMaxLen, onEvent: opts.OnEvent}
+	s := &Store{rdb: rdb, prefix: opts.Prefix, now: opts.Now, grace: opts.RotationGrace, auditN: opts.AuditMaxLen, changesN: opts.ChangesMaxLen, onEvent: opts.OnEvent}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
 	}
@@ -73,6 +79,9 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	}
 	if s.auditN <= 0 {
 		s.auditN = 100000
+	}
+	if s.changesN <= 0 {
+		s.changesN = 100000
 	}
 	return s
 }
@@ -96,6 +105,7 @@ func (s *Store) ownersIndex(k OwnerKind) string { return s.prefix + ":owners:" +
 func (s *Store) rolesKey() string               { return s.prefix + ":roles" }
 func (s *Store) policyKey() string              { return s.prefix + ":policy" }
 func (s *Store) auditKey() string               { return s.prefix + ":audit" }
+func (s *Store) changesKey() string             { return s.prefix + ":changes" }
 func (s *Store) schemaKey() string              { return s.prefix + ":schema" }
 
 // legacyLastUsedKey is the one hash of every key's last use that stores

@@ -303,7 +303,9 @@ func (s *Store) deactivateBySweep(ctx context.Context, id string, reason Reason)
 		b, _ := json.Marshal(k)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.keyKey(id), b, redis.KeepTTL)
-			s.announce(ctx, p, invalidateKeyPrefix+id)
+			if err := s.announce(ctx, p, invalidateKeyPrefix+id); err != nil {
+				return err
+			}
 			return nil
 		})
 		changed, done = *k, err == nil
