@@ -321,8 +321,7 @@ func (s *Store) importDone(ctx context.Context, sum ImportSummary, op Operator, 
 	ctx = context.WithoutCancel(ctx)
 	if sum.Written > 0 {
 		_, _ = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			s.announce(ctx, p, invalidateAll)
-			return nil
+			return s.announce(ctx, p, invalidateAll)
 		})
 	}
 	details := map[string]any{
