@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -391,8 +390,8 @@ func BenchmarkHandlerCacheMiss(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var k struct{ OwnerID string }
-		if err := json.Unmarshal(raw, &k); err != nil {
+		var k keystore.Key
+		if err := keystore.DecodeKey(raw, &k); err != nil {
 			b.Fatal(err)
 		}
 		owners[i] = k.OwnerID

@@ -20,7 +20,7 @@ import (
 // exactly (a time not in whole UTC milliseconds, a secret hash that is not
 // a hex SHA-256).
 //
-// The compact layout starts with {"v":2, and uses one- or two-letter
+// The compact layout starts with {"v":2 and uses one- or two-letter
 // names, Unix-millisecond times and a base64 secret hash, and leaves out
 // what it can derive: empty and false values, the owner kind "user",
 // modification and issue times equal to the creation time, a modifier
@@ -33,8 +33,15 @@ import (
 // whitespace, nulls, the usage-limit objects) is decoded by encoding/json
 // instead, with the same result.
 
-// compactPrefix starts every record in the compact layout.
-const compactPrefix = `{"v":2,`
+// compactPrefix starts every record in the compact layout, followed by ,
+// or by } (a record of a Key holding nothing but defaults).
+const compactPrefix = `{"v":2`
+
+// isCompact reports whether s is a record in the compact layout.
+func isCompact[T string | []byte](s T) bool {
+	return len(s) > len(compactPrefix) && string(s[:len(compactPrefix)]) == compactPrefix &&
+		(s[len(compactPrefix)] == ',' || s[len(compactPrefix)] == '}')
+}
 
 // keyRecord is the compact layout. Pointer fields are those whose absence
 // means a derived value rather than the zero value.
@@ -92,7 +99,7 @@ func encodeKey(k *Key) []byte {
 
 // decodeKey reads a stored key record of either layout into k.
 func decodeKey(raw []byte, k *Key) error {
-	if !bytes.HasPrefix(raw, []byte(compactPrefix)) {
+	if !isCompact(raw) {
 		return json.Unmarshal(raw, k)
 	}
 	return decodeKeyString(string(raw), k)
@@ -102,7 +109,7 @@ func decodeKey(raw []byte, k *Key) error {
 // replies come. A record in the full layout is decoded as it always was,
 // by json.Unmarshal into k.
 func decodeKeyString(s string, k *Key) error {
-	if !strings.HasPrefix(s, compactPrefix) {
+	if !isCompact(s) {
 		return json.Unmarshal([]byte(s), k)
 	}
 	var d derivable
@@ -225,8 +232,8 @@ const (
 // derivable is what a compact record holds in another form than the Key
 // (times, the hash) or may leave out for a derived value.
 type derivable struct {
-	has                                          uint16
-	hash                                         string
+	has                                         uint16
+	hash                                        string
 	created, modified, issued, activated, grace int64
 }
 
@@ -314,7 +321,6 @@ func hexSHA256(s string) (sum [32]byte, ok bool) {
 	return sum, err == nil
 }
 
-
 // scanCompact decodes a compact record as encodeKey writes it, filling k
 // and d, without reflection. It returns false, leaving the record to
 // encoding/json, on anything else: escapes or bytes outside printable
@@ -325,6 +331,17 @@ func hexSHA256(s string) (sum [32]byte, ok bool) {
 func scanCompact(s string, k *Key, d *derivable) bool {
 	sc := recScanner{s: s, i: len(compactPrefix)}
 	for {
+		if sc.i >= len(s) {
+			return false
+		}
+		switch s[sc.i] {
+		case ',':
+			sc.i++
+		case '}':
+			return sc.i == len(s)-1
+		default:
+			return false
+		}
 		name, ok := sc.name()
 		if !ok {
 			return false
@@ -386,15 +403,7 @@ func scanCompact(s string, k *Key, d *derivable) bool {
 		default:
 			return false
 		}
-		if !ok || sc.i >= len(s) {
-			return false
-		}
-		switch s[sc.i] {
-		case ',':
-			sc.i++
-		case '}':
-			return sc.i == len(s)-1
-		default:
+		if !ok {
 			return false
 		}
 	}

@@ -1,7 +1,6 @@
 package keystore
 
 import (
-	"bytes"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -45,6 +44,7 @@ func TestKeyRecordRoundTrip(t *testing.T) {
 		fast    bool // and its hand-written decoder reads it
 	}{
 		{"typical", func(*Key) {}, true, true},
+		{"nothing but defaults", func(k *Key) { *k = Key{OwnerKind: OwnerUser} }, true, true},
 		{"everything set", func(k *Key) {
 			k.OwnerKind, k.Disabled, k.DisabledReason = OwnerServiceAccount, true, DisabledManual
 			k.ModifiedAt, k.ModifiedBy, k.IssuedAt, k.ActivatedAt = later, "admin", later.Add(time.Hour), later.Add(2*time.Hour)
@@ -79,7 +79,7 @@ func TestKeyRecordRoundTrip(t *testing.T) {
 			k := recordTestKey()
 			tt.change(&k)
 			raw := encodeKey(&k)
-			if got := bytes.HasPrefix(raw, []byte(compactPrefix)); got != tt.compact {
+			if got := isCompact(raw); got != tt.compact {
 				t.Fatalf("compact layout %v, want %v: %s", got, tt.compact, raw)
 			}
 			var got Key
@@ -139,7 +139,7 @@ var oldRecords = []struct {
 			CORSHeaders: []string{"https://a.example.com"}, Disabled: true, DisabledReason: DisabledManual,
 			CreatedAt: time.Date(2025, 1, 2, 3, 4, 5, 123456789, time.UTC), CreatedBy: "admin",
 			ModifiedAt: time.Date(2025, 1, 2, 3, 4, 5, 123456789, time.UTC), ModifiedBy: "admin",
-			IssuedAt:   time.Date(2025, 1, 2, 3, 4, 5, 123456789, time.UTC), ActivatedAt: time.Date(2025, 1, 2, 3, 4, 5, 123456789, time.UTC),
+			IssuedAt: time.Date(2025, 1, 2, 3, 4, 5, 123456789, time.UTC), ActivatedAt: time.Date(2025, 1, 2, 3, 4, 5, 123456789, time.UTC),
 			GraceUntil: time.Date(2025, 1, 2, 3, 9, 5, 0, time.UTC), ReplacedBy: "suNEWNEWNEWNEW", Version: 2, Lineage: "suFIRSTFIRSTFI",
 			RateLimit: &limits.Rate{Requests: 10, PeriodSeconds: 1}, ConcurrencyLimit: new(4), Quota: &limits.Quota{Requests: 100, Period: "month"},
 		},
@@ -227,7 +227,7 @@ func FuzzDecodeKey(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var got Key
 		err := decodeKey(raw, &got)
-		if bytes.HasPrefix(raw, []byte(compactPrefix)) {
+		if isCompact(raw) {
 			// The hand-written decoder, when it accepts a record, agrees
 			// with encoding/json.
 			var fk Key

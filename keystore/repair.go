@@ -2,7 +2,6 @@ package keystore
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
@@ -50,7 +49,7 @@ func (s *Store) RepairIndexes(ctx context.Context) (RepairResult, error) {
 				continue
 			}
 			var k Key
-			if json.Unmarshal(raw, &k) != nil || !strings.HasSuffix(names[i], "{"+k.ID+"}") {
+			if decodeKey(raw, &k) != nil || !strings.HasSuffix(names[i], "{"+k.ID+"}") {
 				continue
 			}
 			switch {

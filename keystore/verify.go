@@ -2,7 +2,6 @@ package keystore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strconv"
 	"time"
@@ -112,7 +111,7 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	raw, err := keyCmd.Bytes()
+	err := keyCmd.Err()
 	if errors.Is(err, redis.Nil) {
 		return nil, &AuthError{Reason: ReasonUnknown, AccessID: accessID}
 	}
@@ -120,7 +119,7 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 		return nil, err
 	}
 	var k Key
-	if err := json.Unmarshal(raw, &k); err != nil {
+	if err := decodeKeyString(keyCmd.Val(), &k); err != nil {
 		return nil, err
 	}
 	if k.Pending {
@@ -138,8 +137,10 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 	}
 	now := s.now()
 	var lastUsed time.Time
-	if ms, err := strconv.ParseInt(luCmd.Val(), 10, 64); err == nil {
-		lastUsed = time.UnixMilli(ms)
+	if v := luCmd.Val(); v != "" {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+			lastUsed = time.UnixMilli(ms)
+		}
 	}
 	if o.LastUsed != nil {
 		if t := o.LastUsed(accessID); t.After(lastUsed) {
