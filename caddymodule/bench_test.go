@@ -50,7 +50,7 @@ type benchEnv struct {
 // newBenchEnv starts redis-server, seeds nKeys active keys spread over ten
 // owners and builds a state with the given cache size and a handler
 // mapping the scopes of Caddyfile.example.
-func newBenchEnv(tb testing.TB, cacheSize, nKeys int) *benchEnv {
+func newBenchEnv(tb testing.TB, cacheSize, nKeys int, opts ...func(*App)) *benchEnv {
 	tb.Helper()
 	if _, ok := tb.(*testing.B); ok {
 		quietCaddyLog(tb)
@@ -64,7 +64,11 @@ func newBenchEnv(tb testing.TB, cacheSize, nKeys int) *benchEnv {
 		LastUsedFlush: caddy.Duration(time.Hour),
 		SweepInterval: caddy.Duration(time.Hour),
 		UsageFlush:    caddy.Duration(time.Hour),
-	}.withDefaults()
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cfg = cfg.withDefaults()
 	st, err := newState(cfg)
 	if err != nil {
 		tb.Fatal(err)
