@@ -144,7 +144,13 @@ func HashSecret(key string) string {
 
 // secretMatches compares a presented key with a stored hash in constant time.
 func secretMatches(key, storedHash string) bool {
-	sum := sha256.Sum256([]byte(key))
+	var buf [AccessKeyLen]byte
+	var sum [sha256.Size]byte
+	if len(key) <= len(buf) {
+		sum = sha256.Sum256(buf[:copy(buf[:], key)])
+	} else {
+		sum = sha256.Sum256([]byte(key))
+	}
 	var got [2 * sha256.Size]byte
 	hex.Encode(got[:], sum[:])
 	return constantTimeEqual(got[:], storedHash)

@@ -29,7 +29,7 @@ import (
 //
 // Both layouts decode into the same Key. The compact one has a decoder
 // written out by hand for the request path (no reflection, one allocation
-// per string kept); anything it does not expect (escapes, non-ASCII text,
+// for all the strings kept); anything it does not expect (escapes, non-ASCII text,
 // whitespace, nulls, the usage-limit objects) is decoded by encoding/json
 // instead, with the same result.
 
@@ -110,7 +110,13 @@ func decodeKey(raw []byte, k *Key) error {
 // by json.Unmarshal into k.
 func decodeKeyString(s string, k *Key) error {
 	if !isCompact(s) {
-		return json.Unmarshal([]byte(s), k)
+		// Through a copy on the heap, so that k does not escape on the
+		// way of the compact layout.
+		hk := new(Key)
+		*hk = *k
+		err := json.Unmarshal([]byte(s), hk)
+		*k = *hk
+		return err
 	}
 	var d derivable
 	var nk Key
@@ -245,10 +251,11 @@ var errCorruptHash = errors.New("keystore: corrupt secret hash in key record")
 func (d *derivable) apply(k *Key) error {
 	if d.hash != "" {
 		var sum [32]byte
-		if len(d.hash) != base64.RawURLEncoding.EncodedLen(len(sum)) {
+		var enc [43]byte // base64.RawURLEncoding.EncodedLen(len(sum))
+		if len(d.hash) != len(enc) {
 			return errCorruptHash
 		}
-		if n, err := base64.RawURLEncoding.Decode(sum[:], []byte(d.hash)); err != nil || n != len(sum) {
+		if n, err := base64.RawURLEncoding.Decode(sum[:], enc[:copy(enc[:], d.hash)]); err != nil || n != len(sum) {
 			return errCorruptHash
 		}
 		k.SecretHash = hex.EncodeToString(sum[:])
@@ -338,7 +345,11 @@ func scanCompact(s string, k *Key, d *derivable) bool {
 		case ',':
 			sc.i++
 		case '}':
-			return sc.i == len(s)-1
+			if sc.i != len(s)-1 {
+				return false
+			}
+			detach(k)
+			return true
 		default:
 			return false
 		}
@@ -459,11 +470,33 @@ func (sc *recScanner) rawStr() (string, bool) {
 	return "", false
 }
 
-// str is rawStr with the string copied, so that what the Key keeps does
-// not hold the whole record (the secret hash with it) in memory.
-func (sc *recScanner) str() (string, bool) {
-	v, ok := sc.rawStr()
-	return strings.Clone(v), ok
+// str is rawStr; detach copies what it returns once the record is read.
+func (sc *recScanner) str() (string, bool) { return sc.rawStr() }
+
+// detach copies the strings of k, parts of the record, into one new
+// allocation, so that k holds neither the record (with the secret hash in
+// it) nor an allocation per string.
+func detach(k *Key) {
+	each := func(f func(p *string)) {
+		for _, p := range [...]*string{&k.ID, &k.Label, &k.OwnerID, &k.CreatedBy, &k.ModifiedBy, &k.ReplacedBy, &k.RotatedFrom, &k.Lineage} {
+			f(p)
+		}
+		for i := range k.Scopes {
+			f(&k.Scopes[i])
+		}
+		for i := range k.CORSHeaders {
+			f(&k.CORSHeaders[i])
+		}
+	}
+	n := 0
+	each(func(p *string) { n += len(*p) })
+	var b strings.Builder
+	b.Grow(n)
+	each(func(p *string) { b.WriteString(*p) })
+	all, off := b.String(), 0
+	each(func(p *string) {
+		*p, off = all[off:off+len(*p)], off+len(*p)
+	})
 }
 
 // strs reads an array of strings.

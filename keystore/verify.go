@@ -126,7 +126,7 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 		return nil, &AuthError{Reason: ReasonUnknown, AccessID: accessID}
 	}
 	if !secretMatches(secret, k.SecretHash) {
-		return nil, &AuthError{Reason: ReasonWrongSecret, AccessID: accessID, Key: &k}
+		return nil, &AuthError{Reason: ReasonWrongSecret, AccessID: accessID, Key: heapKey(k)}
 	}
 	var pol Policies
 	var polDeadline time.Time
@@ -149,7 +149,7 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 	}
 	deadline, reason := keyDeadline(&k, pol, lastUsed, now)
 	if reason != "" {
-		return nil, &AuthError{Reason: reason, AccessID: accessID, Key: &k}
+		return nil, &AuthError{Reason: reason, AccessID: accessID, Key: heapKey(k)}
 	}
 	if !polDeadline.IsZero() && (deadline.IsZero() || polDeadline.Before(deadline)) {
 		deadline = polDeadline
@@ -159,7 +159,7 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 		// does: deleting or deactivating the new key ends the old one too.
 		next, err := s.rawKey(ctx, k.ReplacedBy)
 		if errors.Is(err, ErrNotFound) || err == nil && next.Disabled {
-			return nil, &AuthError{Reason: ReasonRotated, AccessID: accessID, Key: &k}
+			return nil, &AuthError{Reason: ReasonRotated, AccessID: accessID, Key: heapKey(k)}
 		}
 		if err != nil {
 			return nil, err
@@ -174,7 +174,7 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 		return nil, err
 	}
 	if !p.Active {
-		return nil, &AuthError{Reason: ReasonOwnerInactive, AccessID: accessID, Key: &k}
+		return nil, &AuthError{Reason: ReasonOwnerInactive, AccessID: accessID, Key: heapKey(k)}
 	}
 	return &Identity{
 		AccessID:  k.ID,
@@ -232,3 +232,7 @@ func keyDeadline(k *Key, pol Policies, lastUsed, now time.Time) (time.Time, Reas
 	}
 	return deadline, ""
 }
+
+// heapKey returns a copy of k for an AuthError, so that the record of a
+// verification that succeeds stays on the stack.
+func heapKey(k Key) *Key { return &k }
