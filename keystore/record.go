@@ -27,11 +27,11 @@ import (
 // equal to the creator, a lineage equal to the Access ID. It takes about
 // 40% of the space of the full layout.
 //
-// Both layouts decode into the same Key. The compact one has a decoder
-// written out by hand for the request path (no reflection, one allocation
-// for all the strings kept); anything it does not expect (escapes, non-ASCII text,
-// whitespace, nulls, the usage-limit objects) is decoded by encoding/json
-// instead, with the same result.
+// Both layouts decode into the same Key, through decoders written out by
+// hand for the request path (no reflection, one allocation for all the
+// strings kept). Anything they do not expect (escapes, non-ASCII text,
+// whitespace, nulls, the usage-limit objects, times not in UTC) is decoded
+// by encoding/json instead, with the same result.
 
 // compactPrefix starts every record in the compact layout, followed by ,
 // or by } (a record of a Key holding nothing but defaults).
@@ -97,29 +97,29 @@ func encodeKey(k *Key) []byte {
 	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})
 }
 
-// decodeKey reads a stored key record of either layout into k.
-func decodeKey(raw []byte, k *Key) error {
-	if !isCompact(raw) {
-		return json.Unmarshal(raw, k)
-	}
-	return decodeKeyString(string(raw), k)
-}
+// decodeKey reads a stored key record of either layout into k, which it
+// overwrites.
+func decodeKey(raw []byte, k *Key) error { return decodeKeyString(string(raw), k) }
 
 // decodeKeyString is decodeKey for a record held in a string, as Redis
-// replies come. A record in the full layout is decoded as it always was,
-// by json.Unmarshal into k.
+// replies come. A record in the full layout decodes as json.Unmarshal into
+// a zero Key always decoded it.
 func decodeKeyString(s string, k *Key) error {
+	var nk Key
 	if !isCompact(s) {
-		// Through a copy on the heap, so that k does not escape on the
-		// way of the compact layout.
-		hk := new(Key)
-		*hk = *k
-		err := json.Unmarshal([]byte(s), hk)
-		*k = *hk
-		return err
+		if !scanFull(s, &nk) {
+			// Through a Key on the heap, so that nk does not escape on
+			// the way of the hand-written decoders.
+			hk := new(Key)
+			if err := json.Unmarshal([]byte(s), hk); err != nil {
+				return err
+			}
+			nk = *hk
+		}
+		*k = nk
+		return nil
 	}
 	var d derivable
-	var nk Key
 	if !scanCompact(s, &nk, &d) {
 		var r keyRecord
 		if err := json.Unmarshal([]byte(s), &r); err != nil {
@@ -332,40 +332,21 @@ func hexSHA256(s string) (sum [32]byte, ok bool) {
 // and d, without reflection. It returns false, leaving the record to
 // encoding/json, on anything else: escapes or bytes outside printable
 // ASCII in a string, whitespace, null, numbers that are not plain
-// integers, the usage-limit objects, unknown or repeated format names,
-// text after the object. What it accepts it decodes exactly as
-// json.Unmarshal into keyRecord does.
+// integers, the usage-limit objects, unknown or repeated names, text after
+// the object. What it accepts it decodes exactly as json.Unmarshal into
+// keyRecord does.
 func scanCompact(s string, k *Key, d *derivable) bool {
-	sc := recScanner{s: s, i: len(compactPrefix)}
-	for {
-		if sc.i >= len(s) {
-			return false
-		}
-		switch s[sc.i] {
-		case ',':
-			sc.i++
-		case '}':
-			if sc.i != len(s)-1 {
-				return false
-			}
-			detach(k)
-			return true
-		default:
-			return false
-		}
-		name, ok := sc.name()
-		if !ok {
-			return false
-		}
+	sc := recScanner{s: s, i: len(compactPrefix), names: compactNames[:]}
+	ok := sc.object(true, func(name string) (ok bool) {
 		switch name {
 		case "i":
-			k.ID, ok = sc.str()
+			k.ID, ok = sc.rawStr()
 		case "h":
 			d.hash, ok = sc.rawStr()
 		case "l":
-			k.Label, ok = sc.str()
+			k.Label, ok = sc.rawStr()
 		case "o":
-			k.OwnerID, ok = sc.str()
+			k.OwnerID, ok = sc.rawStr()
 		case "k":
 			var v string
 			v, ok = sc.rawStr()
@@ -384,12 +365,12 @@ func scanCompact(s string, k *Key, d *derivable) bool {
 			d.created, ok = sc.integer()
 			d.has |= hasCreatedAt
 		case "b":
-			k.CreatedBy, ok = sc.str()
+			k.CreatedBy, ok = sc.rawStr()
 		case "m":
 			d.modified, ok = sc.integer()
 			d.has |= hasModifiedAt
 		case "mb":
-			k.ModifiedBy, ok = sc.str()
+			k.ModifiedBy, ok = sc.rawStr()
 			d.has |= hasModifiedBy
 		case "is":
 			d.issued, ok = sc.integer()
@@ -401,45 +382,148 @@ func scanCompact(s string, k *Key, d *derivable) bool {
 			d.grace, ok = sc.integer()
 			d.has |= hasGraceUntil
 		case "rb":
-			k.ReplacedBy, ok = sc.str()
+			k.ReplacedBy, ok = sc.rawStr()
 		case "rf":
-			k.RotatedFrom, ok = sc.str()
+			k.RotatedFrom, ok = sc.rawStr()
 		case "p":
 			k.Pending, ok = sc.boolean()
 		case "n":
 			k.Version, ok = sc.integer()
 		case "ln":
-			k.Lineage, ok = sc.str()
+			k.Lineage, ok = sc.rawStr()
 			d.has |= hasLineage
-		default:
+		}
+		return ok
+	})
+	if !ok {
+		return false
+	}
+	detach(k)
+	return true
+}
+
+// scanFull decodes a record in the full layout as earlier versions wrote
+// it, with the limits of scanCompact; times must be RFC 3339 in UTC
+// ("Z"). What it accepts it decodes exactly as json.Unmarshal into a zero
+// Key does.
+func scanFull(s string, k *Key) bool {
+	if len(s) < 2 || s[0] != '{' {
+		return false
+	}
+	sc := recScanner{s: s, i: 1, names: fullNames[:]}
+	var hash string
+	ok := sc.object(false, func(name string) (ok bool) {
+		switch name {
+		case "id":
+			k.ID, ok = sc.rawStr()
+		case "secretHash":
+			hash, ok = sc.rawStr()
+		case "label":
+			k.Label, ok = sc.rawStr()
+		case "ownerId":
+			k.OwnerID, ok = sc.rawStr()
+		case "ownerKind":
+			var v string
+			v, ok = sc.rawStr()
+			k.OwnerKind = OwnerKind(internKind(v))
+		case "scopes":
+			k.Scopes, ok = sc.strs()
+		case "corsHeaders":
+			k.CORSHeaders, ok = sc.strs()
+		case "disabled":
+			k.Disabled, ok = sc.boolean()
+		case "disabledReason":
+			var v string
+			v, ok = sc.rawStr()
+			k.DisabledReason = internReason(v)
+		case "createdAt":
+			k.CreatedAt, ok = sc.timestamp()
+		case "createdBy":
+			k.CreatedBy, ok = sc.rawStr()
+		case "modifiedAt":
+			k.ModifiedAt, ok = sc.timestamp()
+		case "modifiedBy":
+			k.ModifiedBy, ok = sc.rawStr()
+		case "issuedAt":
+			k.IssuedAt, ok = sc.timestamp()
+		case "activatedAt":
+			k.ActivatedAt, ok = sc.timestamp()
+		case "graceUntil":
+			k.GraceUntil, ok = sc.timestamp()
+		case "replacedBy":
+			k.ReplacedBy, ok = sc.rawStr()
+		case "rotatedFrom":
+			k.RotatedFrom, ok = sc.rawStr()
+		case "pending":
+			k.Pending, ok = sc.boolean()
+		case "version":
+			k.Version, ok = sc.integer()
+		case "lineage":
+			k.Lineage, ok = sc.rawStr()
+		}
+		return ok
+	})
+	if !ok {
+		return false
+	}
+	detach(k)
+	// Apart from the strings kept with the Key's others.
+	k.SecretHash = strings.Clone(hash)
+	return true
+}
+
+// recScanner reads a record from s, at i.
+type recScanner struct {
+	s string
+	i int
+	// names are the names of the layout; seen has the bits of those read.
+	names []string
+	seen  uint32
+}
+
+// compactNames and fullNames are the names scanCompact and scanFull know.
+var (
+	compactNames = [...]string{"i", "h", "l", "o", "k", "s", "c", "d", "r", "t", "b", "m", "mb", "is", "a", "g", "rb", "rf", "p", "n", "ln"}
+	fullNames    = [...]string{"id", "secretHash", "label", "ownerId", "ownerKind", "scopes", "corsHeaders", "disabled", "disabledReason",
+		"createdAt", "createdBy", "modifiedAt", "modifiedBy", "issuedAt", "activatedAt", "graceUntil", "replacedBy", "rotatedFrom",
+		"pending", "version", "lineage"}
+)
+
+// object reads the members of an object up to its closing brace, which
+// must end s, calling member after each name to read the value. comma
+// says whether a comma comes before the first member (the part already
+// read held one).
+func (sc *recScanner) object(comma bool, member func(name string) bool) bool {
+	for {
+		if sc.i >= len(sc.s) {
 			return false
 		}
-		if !ok {
+		switch c := sc.s[sc.i]; {
+		case c == '}':
+			return sc.i == len(sc.s)-1
+		case comma && c == ',':
+			sc.i++
+		case comma:
+			return false
+		}
+		comma = true
+		name, ok := sc.name()
+		if !ok || !member(name) {
 			return false
 		}
 	}
 }
 
-// recScanner reads the compact layout from s, at i.
-type recScanner struct {
-	s    string
-	i    int
-	seen uint32
-}
-
-// recNames are the names scanCompact knows, in the order of their bit in
-// recScanner.seen.
-var recNames = [...]string{"i", "h", "l", "o", "k", "s", "c", "d", "r", "t", "b", "m", "mb", "is", "a", "g", "rb", "rf", "p", "n", "ln"}
-
-// name reads `"name":` and returns the name, refusing one already read
-// (json.Unmarshal merges repeated names in ways not worth copying).
+// name reads `"name":` and returns the name, refusing one not in
+// sc.names or already read (json.Unmarshal merges repeated names in ways
+// not worth copying).
 func (sc *recScanner) name() (string, bool) {
 	n, ok := sc.rawStr()
 	if !ok || sc.i >= len(sc.s) || sc.s[sc.i] != ':' {
 		return "", false
 	}
 	sc.i++
-	for b, x := range recNames {
+	for b, x := range sc.names {
 		if x == n {
 			if sc.seen&(1<<b) != 0 {
 				return "", false
@@ -469,9 +553,6 @@ func (sc *recScanner) rawStr() (string, bool) {
 	}
 	return "", false
 }
-
-// str is rawStr; detach copies what it returns once the record is read.
-func (sc *recScanner) str() (string, bool) { return sc.rawStr() }
 
 // detach copies the strings of k, parts of the record, into one new
 // allocation, so that k holds neither the record (with the secret hash in
@@ -526,7 +607,7 @@ func (sc *recScanner) strs() ([]string, bool) {
 	*sc = start
 	sc.i++
 	for j := range out {
-		out[j], _ = sc.str()
+		out[j], _ = sc.rawStr()
 		sc.i++ // ',' or ']'
 	}
 	if n == 0 {
@@ -557,6 +638,45 @@ func (sc *recScanner) integer() (int64, bool) {
 		v = -v
 	}
 	return v, true
+}
+
+// timestamp reads a time as Time.MarshalJSON writes one in UTC:
+// 2006-01-02T15:04:05Z with up to 9 digits of fraction before the Z.
+func (sc *recScanner) timestamp() (time.Time, bool) {
+	v, ok := sc.rawStr()
+	if !ok || len(v) < 20 || len(v) == 21 || len(v) > 30 || v[len(v)-1] != 'Z' ||
+		v[4] != '-' || v[7] != '-' || v[10] != 'T' || v[13] != ':' || v[16] != ':' || len(v) > 20 && v[19] != '.' {
+		return time.Time{}, false
+	}
+	digits := func(a, b int) int {
+		n := 0
+		for i := a; i < b; i++ {
+			if v[i] < '0' || v[i] > '9' {
+				return -1
+			}
+			n = n*10 + int(v[i]-'0')
+		}
+		return n
+	}
+	y, mo, d, h, mi, sec := digits(0, 4), digits(5, 7), digits(8, 10), digits(11, 13), digits(14, 16), digits(17, 19)
+	if y < 1 || mo < 1 || mo > 12 || d < 1 || d > daysIn(time.Month(mo), y) || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 {
+		return time.Time{}, false
+	}
+	ns := 0
+	if len(v) > 20 {
+		if ns = digits(20, len(v)-1); ns < 0 {
+			return time.Time{}, false
+		}
+		for range 30 - len(v) {
+			ns *= 10
+		}
+	}
+	return time.Date(y, time.Month(mo), d, h, mi, sec, ns, time.UTC), true
+}
+
+// daysIn returns the number of days of month m of year y.
+func daysIn(m time.Month, y int) int {
+	return time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
 
 // boolean reads true or false.

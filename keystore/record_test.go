@@ -119,10 +119,12 @@ func TestKeyRecordSize(t *testing.T) {
 var oldRecords = []struct {
 	name string
 	raw  string
+	fast bool // scanFull reads it
 	want Key
 }{
 	{
 		name: "before lineage and limits",
+		fast: true,
 		raw:  `{"id":"suOLDOLDOLDOLD","secretHash":"2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b","label":"legacy","ownerId":"u1","ownerKind":"user","scopes":["viewCollectors"],"disabled":false,"createdAt":"2025-01-02T03:04:05.678Z","createdBy":"u1","modifiedAt":"2025-02-03T04:05:06Z","modifiedBy":"admin","issuedAt":"2025-01-02T03:04:05.678Z","activatedAt":"2025-01-02T03:04:05.678Z","version":3}`,
 		want: Key{
 			ID: "suOLDOLDOLDOLD", SecretHash: HashSecret("secret"), Label: "legacy", OwnerID: "u1", OwnerKind: OwnerUser,
@@ -171,6 +173,10 @@ func TestKeyRecordOldFormat(t *testing.T) {
 				if err := decode(&got); err != nil || !reflect.DeepEqual(got, want) {
 					t.Fatalf("%s = %+v, %v\nwant %+v", name, got, err, want)
 				}
+			}
+			var fk Key
+			if fast := scanFull(tt.raw, &fk); fast != tt.fast {
+				t.Errorf("hand-written decoder used: %v, want %v", fast, tt.fast)
 			}
 			rewritten := encodeKey(&want)
 			var again Key
@@ -222,6 +228,12 @@ func FuzzDecodeKey(f *testing.F) {
 		f.Add([]byte(r.raw))
 	}
 	f.Add([]byte(`{"v":2,"i":"a","i":"b"}`))
+	f.Add([]byte(`{"id":"a","createdAt":"2024-02-29T23:59:59.5Z","graceUntil":"2023-02-29T00:00:00Z","version":7}`))
+	f.Add([]byte(`{}`))
+	for _, ts := range []string{"2024-02-29T23:59:59.5Z", "2023-02-29T00:00:00Z", "2025-01-01T24:00:00Z", "2025-01-01T00:00:60Z",
+		"2025-01-01T00:00:00.1234567891Z", "2025-01-01t00:00:00z", "2025-01-01T00:00:00+00:00", "0000-01-01T00:00:00Z", "2025-12-31T23:59:59.000000000Z"} {
+		f.Add([]byte(`{"id":"suA","createdAt":"` + ts + `"}`))
+	}
 	f.Add([]byte(`{"v":2,"s":[],"c":["a","b"],"n":-0,"t":0}`))
 	f.Add([]byte(`{"v":2,"k":null,"t":1e3}`))
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -239,6 +251,17 @@ func FuzzDecodeKey(f *testing.F) {
 				}
 			}
 		}
+		if !isCompact(raw) {
+			// The hand-written decoder of the full layout, when it
+			// accepts a record, agrees with json.Unmarshal into a zero Key.
+			var fk Key
+			if scanFull(string(raw), &fk) {
+				var want Key
+				if werr := json.Unmarshal(raw, &want); werr != nil || err != nil || !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s: decoded %+v, %v; encoding/json %+v, %v", raw, got, err, want, werr)
+				}
+			}
+		}
 		if err != nil {
 			return
 		}
@@ -252,4 +275,32 @@ func FuzzDecodeKey(f *testing.F) {
 			t.Fatalf("%s: decoded %+v; written as %s and read back as %+v, %v; want %+v", raw, got, encodeKey(&got), again, err, want)
 		}
 	})
+}
+
+// BenchmarkDecodeKey compares the decoding of a typical record: in the
+// compact layout, in the full layout as earlier versions wrote it, and
+// the latter with encoding/json alone (what earlier versions did).
+func BenchmarkDecodeKey(b *testing.B) {
+	k := recordTestKey()
+	full, _ := json.Marshal(&k)
+	compact := string(encodeKey(&k))
+	fullStr := string(full)
+	for _, bc := range []struct {
+		name   string
+		decode func(k *Key) error
+	}{
+		{"compact", func(k *Key) error { return decodeKeyString(compact, k) }},
+		{"full", func(k *Key) error { return decodeKeyString(fullStr, k) }},
+		{"full-encoding-json", func(k *Key) error { return json.Unmarshal(full, k) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var out Key
+				if err := bc.decode(&out); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
