@@ -24,8 +24,9 @@ import (
 // names, Unix-millisecond times and a base64 secret hash, and leaves out
 // what it can derive: empty and false values, the owner kind "user",
 // modification and issue times equal to the creation time, a modifier
-// equal to the creator, a lineage equal to the Access ID. It takes about
-// 40% of the space of the full layout.
+// equal to the creator, a lineage equal to the Access ID. A typical
+// record takes less than half the space of its full layout (245 bytes
+// instead of 543).
 //
 // Both layouts decode into the same Key, through decoders written out by
 // hand for the request path (no reflection, one allocation for all the
@@ -76,7 +77,8 @@ type keyRecord struct {
 // EncodeKey returns the stored form of k, as the store writes it.
 func EncodeKey(k *Key) []byte { return encodeKey(k) }
 
-// DecodeKey reads a stored key record of either layout into k.
+// DecodeKey reads a stored key record of either layout into k, which it
+// overwrites.
 func DecodeKey(raw []byte, k *Key) error { return decodeKey(raw, k) }
 
 // encodeKey returns the stored form of k: the compact layout when it holds
