@@ -25,6 +25,8 @@ import (
 const (
 	defaultSize = 10000
 	defaultTTL  = 15 * time.Minute
+
+	defaultLoadWait = time.Second
 )
 
 // EvictReason says why an entry left the cache.
@@ -78,6 +80,16 @@ type Config[K comparable] struct {
 	// goroutine whose call dropped the entry, and must be safe for
 	// concurrent use.
 	OnEvict func(reason EvictReason)
+	// MaxLoads, when positive, bounds the loads of GetOrLoad and
+	// LoadMissed running at once, whatever their keys, so that many
+	// misses at once (a cold start) cannot overload what the loads read.
+	// A caller that would start a load past the bound waits for one to
+	// end, at most LoadWait, and then gets ErrBusy. Callers that join a
+	// load already in flight take no slot. Zero: no bound.
+	MaxLoads int
+	// LoadWait is the longest wait for a load slot when MaxLoads is set;
+	// one second when <= 0.
+	LoadWait time.Duration
 }
 
 // Cache is a size- and time-bounded LRU with per-entry deadlines, tag
@@ -88,6 +100,10 @@ type Cache[K comparable, V any] struct {
 	hash   func(K) uint64
 	now    func() time.Time
 	ttl    time.Duration
+	// loads holds a token per load running when the loads are bounded;
+	// nil otherwise.
+	loads    chan struct{}
+	loadWait time.Duration
 }
 
 // New returns an empty Cache configured by cfg. It panics if cfg.Shards > 1
@@ -117,6 +133,13 @@ func New[K comparable, V any](cfg Config[K]) *Cache[K, V] {
 		hash:   cfg.Hash,
 		now:    now,
 		ttl:    ttl,
+	}
+	if cfg.MaxLoads > 0 {
+		c.loads = make(chan struct{}, cfg.MaxLoads)
+		c.loadWait = cfg.LoadWait
+		if c.loadWait <= 0 {
+			c.loadWait = defaultLoadWait
+		}
 	}
 	for i := range c.shards {
 		per := size / n

@@ -163,6 +163,16 @@ func (c *Cache[K, V]) lead(ctx context.Context, s *shard[K, V], k K, f *call[V],
 		lctx, cancel = context.WithDeadline(lctx, d)
 		defer cancel()
 	}
+	if c.loads != nil {
+		if err := c.acquireLoad(lctx, s); err != nil {
+			var zero V
+			returned = true
+			f.err = err
+			c.finish(s, k, f, false, time.Time{}, nil)
+			return zero, false, err
+		}
+		defer c.releaseLoad()
+	}
 	v, deadline, tags, err := load(lctx)
 	returned = true
 	f.val, f.err = v, err

@@ -17,6 +17,9 @@ type Stats struct {
 	// Invalidations counts entries dropped by InvalidateTag, Remove or
 	// Purge.
 	Invalidations uint64
+	// Busy counts loads not started because the bound on concurrent
+	// loads stayed reached (ErrBusy).
+	Busy uint64
 }
 
 // counters are the per-shard atomic counters behind Stats. They are
@@ -27,6 +30,7 @@ type counters struct {
 	evictions     atomic.Uint64
 	expirations   atomic.Uint64
 	invalidations atomic.Uint64
+	busy          atomic.Uint64
 }
 
 // count records n removals for reason r.
@@ -48,6 +52,7 @@ func (c *counters) addTo(s *Stats) {
 	s.Evictions += c.evictions.Load()
 	s.Expirations += c.expirations.Load()
 	s.Invalidations += c.invalidations.Load()
+	s.Busy += c.busy.Load()
 }
 
 // Stats returns the counters summed over all shards. The fields are read

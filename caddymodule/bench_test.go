@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -51,7 +50,7 @@ type benchEnv struct {
 // newBenchEnv starts redis-server, seeds nKeys active keys spread over ten
 // owners and builds a state with the given cache size and a handler
 // mapping the scopes of Caddyfile.example.
-func newBenchEnv(tb testing.TB, cacheSize, nKeys int) *benchEnv {
+func newBenchEnv(tb testing.TB, cacheSize, nKeys int, opts ...func(*App)) *benchEnv {
 	tb.Helper()
 	if _, ok := tb.(*testing.B); ok {
 		quietCaddyLog(tb)
@@ -65,7 +64,11 @@ func newBenchEnv(tb testing.TB, cacheSize, nKeys int) *benchEnv {
 		LastUsedFlush: caddy.Duration(time.Hour),
 		SweepInterval: caddy.Duration(time.Hour),
 		UsageFlush:    caddy.Duration(time.Hour),
-	}.withDefaults()
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cfg = cfg.withDefaults()
 	st, err := newState(cfg)
 	if err != nil {
 		tb.Fatal(err)
@@ -391,8 +394,8 @@ func BenchmarkHandlerCacheMiss(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var k struct{ OwnerID string }
-		if err := json.Unmarshal(raw, &k); err != nil {
+		var k keystore.Key
+		if err := keystore.DecodeKey(raw, &k); err != nil {
 			b.Fatal(err)
 		}
 		owners[i] = k.OwnerID

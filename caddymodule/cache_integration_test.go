@@ -2,7 +2,6 @@ package caddymodule_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
@@ -110,11 +109,11 @@ func setSecret(t *testing.T, f *fixture, id, secret string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(raw, &k); err != nil {
+	if err := keystore.DecodeKey(raw, &k); err != nil {
 		t.Fatal(err)
 	}
 	k.SecretHash = keystore.HashSecret(secret)
-	b, _ := json.Marshal(k)
+	b := keystore.EncodeKey(&k)
 	if err := rdb.Set(ctx, rkey, b, 0).Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,13 +5,18 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/accessgate/accessgate/authcache"
 	"github.com/accessgate/accessgate/keystore"
 )
 
@@ -102,6 +107,13 @@ func (g *gate) verify(w http.ResponseWriter, r *http.Request, k credKey, id, sec
 			rej.label, rej.ownerID, rej.keyFound = ae.Key.Label, ae.Key.OwnerID, true
 		}
 		g.reject(w, r, rej)
+		return nil, false
+	}
+	if errors.Is(err, authcache.ErrBusy) {
+		// Too many credentials loading at once (a cold start): the
+		// client is asked to come back rather than Redis overloaded.
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(credentialLoadWait.Seconds()))))
+		g.reject(w, r, rejection{status: http.StatusServiceUnavailable, reason: "too_many_loads", accessID: id, err: err})
 		return nil, false
 	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
@@ -208,6 +220,32 @@ func (s *state) verify(ctx context.Context, k credKey, id, secret, client string
 // verifyTimeout bounds one verification against Redis, so that an outage
 // answers 503 quickly instead of holding requests.
 const verifyTimeout = 2 * time.Second
+
+// credentialLoadWait is the longest a cache miss waits for one of the
+// instance's credential load slots (loadBound) before it is answered 503
+// with a Retry-After of as many seconds.
+const credentialLoadWait = time.Second
+
+// loadBound returns how many credentials an instance loads from Redis at
+// once: half its Redis connection pool (per node for a cluster), so that
+// however many credentials miss the cache at once, as after a start in
+// front of many active keys, the loads neither exhaust the pool for the
+// rest of the gateway's Redis work nor flood the server. A load holds one
+// connection at a time; other misses for the same credential share its
+// load and take no slot.
+func loadBound(rdb redis.UniversalClient) int {
+	var size int
+	switch c := rdb.(type) {
+	case *redis.Client:
+		size = c.Options().PoolSize
+	case *redis.ClusterClient:
+		size = c.Options().PoolSize
+	}
+	if size <= 0 {
+		size = 10 * runtime.GOMAXPROCS(0) // go-redis's default
+	}
+	return max(1, size/2)
+}
 
 // failed counts a failed authentication against its client and Access ID.
 func (s *state) failed(id, client string) {

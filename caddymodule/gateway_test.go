@@ -274,13 +274,13 @@ func backdate(t *testing.T, f *fixture, id string, age time.Duration) {
 		t.Fatal(err)
 	}
 	var k keystore.Key
-	if err := json.Unmarshal(raw, &k); err != nil {
+	if err := keystore.DecodeKey(raw, &k); err != nil {
 		t.Fatal(err)
 	}
 	k.IssuedAt = k.IssuedAt.Add(-age)
 	k.ActivatedAt = k.ActivatedAt.Add(-age)
 	k.CreatedAt = k.CreatedAt.Add(-age)
-	b, _ := json.Marshal(k)
+	b := keystore.EncodeKey(&k)
 	if err := rdb.Set(ctx, rkey, b, 0).Err(); err != nil {
 		t.Fatal(err)
 	}

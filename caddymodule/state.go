@@ -215,6 +215,8 @@ func newState(cfg App) (*state, error) {
 		Shards: 16,
 		Hash:   func(k credKey) uint64 { return binary.LittleEndian.Uint64(k[:8]) },
 		Now:    s.clock.Now,
+
+		MaxLoads: loadBound(rdb), LoadWait: credentialLoadWait,
 	})
 	s.owners = authcache.New[string, ownerEntry](authcache.Config[string]{Size: 10000, TTL: ttl})
 	s.policies = authcache.New[struct{}, policyEntry](authcache.Config[struct{}]{Size: 1, TTL: ttl})

@@ -2,7 +2,6 @@ package keystore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -167,7 +166,7 @@ func (s *Store) records(ctx context.Context, ids []string) (map[string]*Key, err
 			continue
 		}
 		var k Key
-		if json.Unmarshal(b, &k) == nil && k.ID == ids[i] {
+		if decodeKey(b, &k) == nil && k.ID == ids[i] {
 			out[ids[i]] = &k
 		}
 	}

@@ -1,7 +1,6 @@
 package keystore
 
 import (
-	"encoding/json"
 	"time"
 )
 
@@ -88,10 +87,7 @@ type exportRecord struct {
 }
 
 // decodeKeyRecord reads a key record as the store writes it.
-func decodeKeyRecord(raw []byte, k *Key) error { return json.Unmarshal(raw, k) }
+func decodeKeyRecord(raw []byte, k *Key) error { return decodeKey(raw, k) }
 
 // encodeKeyRecord writes a key record as the store reads it.
-func encodeKeyRecord(k *Key) []byte {
-	b, _ := json.Marshal(k)
-	return b
-}
+func encodeKeyRecord(k *Key) []byte { return encodeKey(k) }

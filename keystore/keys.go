@@ -2,7 +2,6 @@ package keystore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"slices"
 	"strconv"
@@ -189,7 +188,7 @@ func (s *Store) CreateKey(ctx context.Context, spec KeySpec, op Operator) (*Key,
 
 // insertKey writes a new record (never overwriting one) and its indexes.
 func (s *Store) insertKey(ctx context.Context, k *Key) error {
-	b, _ := json.Marshal(k)
+	b := encodeKey(k)
 	ok, err := s.rdb.SetNX(ctx, s.keyKey(k.ID), b, 0).Result()
 	if err != nil {
 		return err
@@ -355,7 +354,7 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operat
 		}
 		k.ModifiedAt, k.ModifiedBy = now, op.ID
 		k.Version++
-		b, _ := json.Marshal(k)
+		b := encodeKey(k)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.keyKey(id), b, redis.KeepTTL)
 			if err := s.announceKey(ctx, p, k); err != nil {
@@ -430,7 +429,7 @@ func (s *Store) txRecord(ctx context.Context, tx *redis.Tx, id string) (*Key, er
 		return nil, err
 	}
 	var k Key
-	if err := json.Unmarshal(b, &k); err != nil {
+	if err := decodeKey(b, &k); err != nil {
 		return nil, err
 	}
 	return &k, nil
@@ -565,7 +564,7 @@ func (s *Store) keysByID(ctx context.Context, ids []string) ([]*Key, error) {
 			continue
 		}
 		var k Key
-		if json.Unmarshal(b, &k) != nil || k.Pending || k.ReplacedBy != "" {
+		if decodeKey(b, &k) != nil || k.Pending || k.ReplacedBy != "" {
 			continue
 		}
 		out = append(out, &k)

@@ -193,7 +193,12 @@ func (s *Store) getJSON(ctx context.Context, key string, v any) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := json.Unmarshal(b, v); err != nil {
+	if k, ok := v.(*Key); ok {
+		err = decodeKey(b, k)
+	} else {
+		err = json.Unmarshal(b, v)
+	}
+	if err != nil {
 		return false, fmt.Errorf("corrupt record %s: %w", key, err)
 	}
 	return true, nil

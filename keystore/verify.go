@@ -2,7 +2,6 @@ package keystore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strconv"
 	"time"
@@ -112,7 +111,7 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, err
 	}
-	raw, err := keyCmd.Bytes()
+	err := keyCmd.Err()
 	if errors.Is(err, redis.Nil) {
 		return nil, &AuthError{Reason: ReasonUnknown, AccessID: accessID}
 	}
@@ -120,14 +119,14 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 		return nil, err
 	}
 	var k Key
-	if err := json.Unmarshal(raw, &k); err != nil {
+	if err := decodeKeyString(keyCmd.Val(), &k); err != nil {
 		return nil, err
 	}
 	if k.Pending {
 		return nil, &AuthError{Reason: ReasonUnknown, AccessID: accessID}
 	}
 	if !secretMatches(secret, k.SecretHash) {
-		return nil, &AuthError{Reason: ReasonWrongSecret, AccessID: accessID, Key: &k}
+		return nil, &AuthError{Reason: ReasonWrongSecret, AccessID: accessID, Key: heapKey(k)}
 	}
 	var pol Policies
 	var polDeadline time.Time
@@ -138,8 +137,10 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 	}
 	now := s.now()
 	var lastUsed time.Time
-	if ms, err := strconv.ParseInt(luCmd.Val(), 10, 64); err == nil {
-		lastUsed = time.UnixMilli(ms)
+	if v := luCmd.Val(); v != "" {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+			lastUsed = time.UnixMilli(ms)
+		}
 	}
 	if o.LastUsed != nil {
 		if t := o.LastUsed(accessID); t.After(lastUsed) {
@@ -148,7 +149,7 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 	}
 	deadline, reason := keyDeadline(&k, pol, lastUsed, now)
 	if reason != "" {
-		return nil, &AuthError{Reason: reason, AccessID: accessID, Key: &k}
+		return nil, &AuthError{Reason: reason, AccessID: accessID, Key: heapKey(k)}
 	}
 	if !polDeadline.IsZero() && (deadline.IsZero() || polDeadline.Before(deadline)) {
 		deadline = polDeadline
@@ -158,7 +159,7 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 		// does: deleting or deactivating the new key ends the old one too.
 		next, err := s.rawKey(ctx, k.ReplacedBy)
 		if errors.Is(err, ErrNotFound) || err == nil && next.Disabled {
-			return nil, &AuthError{Reason: ReasonRotated, AccessID: accessID, Key: &k}
+			return nil, &AuthError{Reason: ReasonRotated, AccessID: accessID, Key: heapKey(k)}
 		}
 		if err != nil {
 			return nil, err
@@ -173,7 +174,7 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 		return nil, err
 	}
 	if !p.Active {
-		return nil, &AuthError{Reason: ReasonOwnerInactive, AccessID: accessID, Key: &k}
+		return nil, &AuthError{Reason: ReasonOwnerInactive, AccessID: accessID, Key: heapKey(k)}
 	}
 	return &Identity{
 		AccessID:  k.ID,
@@ -231,3 +232,7 @@ func keyDeadline(k *Key, pol Policies, lastUsed, now time.Time) (time.Time, Reas
 	}
 	return deadline, ""
 }
+
+// heapKey returns a copy of k for an AuthError, so that the record of a
+// verification that succeeds stays on the stack.
+func heapKey(k Key) *Key { return &k }

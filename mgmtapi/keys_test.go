@@ -2,7 +2,6 @@ package mgmtapi_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -414,7 +413,7 @@ func TestAPIRotateRacingDelete(t *testing.T) {
 	iter := f.rdb.Scan(ctx, 0, f.prefix+":key:*", 1000).Iterator()
 	for iter.Next(ctx) {
 		var k keystore.Key
-		if err := json.Unmarshal([]byte(f.rdb.Get(ctx, iter.Val()).Val()), &k); err != nil {
+		if err := keystore.DecodeKey([]byte(f.rdb.Get(ctx, iter.Val()).Val()), &k); err != nil {
 			t.Fatalf("%s: %v", iter.Val(), err)
 		}
 		switch {

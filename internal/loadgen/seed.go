@@ -6,7 +6,6 @@ package loadgen
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -70,8 +69,8 @@ type SeedOptions struct {
 	LastUsed bool
 }
 
-// SeedKeys writes active keys as keystore.Store.CreateKey does (the JSON
-// record under <prefix>:key:{<id>}, the <prefix>:keys index and the
+// SeedKeys writes active keys as keystore.Store.CreateKey does (the
+// record, encoded by keystore.EncodeKey, under <prefix>:key:{<id>}, the <prefix>:keys index and the
 // owner's key set), but pipelined, so that a million keys take seconds.
 // The records are keystore.Key values with a label, two scopes and one
 // allowlisted origin, like a typical production key. It returns the kept
@@ -100,13 +99,9 @@ func SeedKeys(ctx context.Context, rdb redis.UniversalClient, o SeedOptions) ([]
 				Scopes:      []string{"runLogSearch", "viewCollectors"},
 				CORSHeaders: []string{"https://app.example.com"},
 				CreatedAt:   now, CreatedBy: owner, ModifiedAt: now, ModifiedBy: owner,
-				IssuedAt: now, ActivatedAt: now, Version: 1,
+				IssuedAt: now, ActivatedAt: now, Version: 1, Lineage: id,
 			}
-			b, err := json.Marshal(k)
-			if err != nil {
-				return nil, err
-			}
-			pipe.Set(ctx, RecordKey(o.Prefix, id), b, 0)
+			pipe.Set(ctx, RecordKey(o.Prefix, id), keystore.EncodeKey(&k), 0)
 			pipe.ZAdd(ctx, o.Prefix+":keys", redis.Z{Member: id})
 			pipe.SAdd(ctx, o.Prefix+":owner:{"+owner+"}:keys", id)
 			if o.LastUsed {
