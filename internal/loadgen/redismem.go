@@ -79,9 +79,17 @@ func MeasureRedisMemory(ctx context.Context, rdb *redis.Client, prefix string, n
 	m.RecordUsage = float64(usage) / float64(len(sample))
 	m.RecordLen = float64(length) / float64(len(sample))
 
-	index := []string{prefix + ":keys", prefix + ":lastused"}
+	index := []string{prefix + ":keys"}
 	for _, o := range owners {
 		index = append(index, prefix+":owner:{"+o+"}:keys")
+	}
+	// The due indexes and last uses, in shards.
+	for _, pattern := range []string{prefix + ":due:*", prefix + ":lastused:*"} {
+		names, err := scanNames(ctx, rdb, pattern)
+		if err != nil {
+			return RedisMemory{}, err
+		}
+		index = append(index, names...)
 	}
 	var idx int64
 	for _, k := range index {
@@ -93,6 +101,16 @@ func MeasureRedisMemory(ctx context.Context, rdb *redis.Client, prefix string, n
 	}
 	m.IndexPerKey = float64(idx) / float64(n)
 	return m, nil
+}
+
+// scanNames returns the names of the keys matching pattern.
+func scanNames(ctx context.Context, rdb *redis.Client, pattern string) ([]string, error) {
+	var out []string
+	iter := rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+	for iter.Next(ctx) {
+		out = append(out, iter.Val())
+	}
+	return out, iter.Err()
 }
 
 // usedMemory returns INFO memory's used_memory.

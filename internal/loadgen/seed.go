@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -69,9 +68,10 @@ type SeedOptions struct {
 	LastUsed bool
 }
 
-// SeedKeys writes active keys as keystore.Store.CreateKey does (the
-// record, encoded by keystore.EncodeKey, under <prefix>:key:{<id>}, the <prefix>:keys index and the
-// owner's key set), but pipelined, so that a million keys take seconds.
+// SeedKeys writes active keys as keystore.Store.CreateKey does (record,
+// indexes, due-index entries, through keystore.Store.QueueSeed), but
+// pipelined, so that a million keys take seconds; it marks the store as
+// holding the current layout.
 // The records are keystore.Key values with a label, two scopes and one
 // allowlisted origin, like a typical production key. It returns the kept
 // credentials.
@@ -87,6 +87,10 @@ func SeedKeys(ctx context.Context, rdb redis.UniversalClient, o SeedOptions) ([]
 	if o.Keep {
 		out = make([]Cred, 0, o.N)
 	}
+	store := keystore.New(rdb, keystore.Options{Prefix: o.Prefix})
+	if err := store.MarkLayout(ctx); err != nil {
+		return nil, err
+	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	for start := 0; start < o.N; start += batch {
 		pipe := rdb.Pipeline()
@@ -101,12 +105,11 @@ func SeedKeys(ctx context.Context, rdb redis.UniversalClient, o SeedOptions) ([]
 				CreatedAt:   now, CreatedBy: owner, ModifiedAt: now, ModifiedBy: owner,
 				IssuedAt: now, ActivatedAt: now, Version: 1, Lineage: id,
 			}
-			pipe.Set(ctx, RecordKey(o.Prefix, id), keystore.EncodeKey(&k), 0)
-			pipe.ZAdd(ctx, o.Prefix+":keys", redis.Z{Member: id})
-			pipe.SAdd(ctx, o.Prefix+":owner:{"+owner+"}:keys", id)
+			var used time.Time
 			if o.LastUsed {
-				pipe.HSet(ctx, o.Prefix+":lastused", id, strconv.FormatInt(now.UnixMilli(), 10))
+				used = now
 			}
+			store.QueueSeed(ctx, pipe, &k, used)
 			if o.Keep || o.Sample > 0 && i%o.Sample == 0 {
 				out = append(out, Cred{ID: id, Secret: secret})
 			}

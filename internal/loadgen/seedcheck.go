@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -37,6 +38,11 @@ func CheckSeedLayout(ctx context.Context, scratch *redis.Client) (LayoutDiff, er
 	defer scratch.FlushDB(context.Background())
 	var d LayoutDiff
 	storeKeys, storeBytes, err := layoutOf(ctx, scratch, "ckstore", func(store *keystore.Store, owner string) (string, error) {
+		// A gateway's store is on the current layout before it creates
+		// keys, as a seeded one is.
+		if err := store.Migrate(ctx); err != nil {
+			return "", err
+		}
 		k, _, err := store.CreateKey(ctx, keystore.KeySpec{Label: "ingest pipeline 000000", OwnerID: owner,
 			Scopes: []string{"runLogSearch", "viewCollectors"}, CORSHeaders: []string{"https://app.example.com"}}, keystore.Operator{ID: "loadgen"})
 		if err != nil {
@@ -108,7 +114,9 @@ func layoutOf(ctx context.Context, rdb *redis.Client, prefix string, create func
 		} else if ttl > 0 {
 			continue // transient, such as an audit event's marker
 		}
-		out = append(out, strings.NewReplacer(prefix, "<p>", id, "<id>", owners[0], "<owner>").Replace(name)+" "+t)
+		pattern := strings.NewReplacer(prefix, "<p>", id, "<id>", owners[0], "<owner>").Replace(name)
+		pattern = shardTag.ReplaceAllString(pattern, "{s<shard>}")
+		out = append(out, pattern+" "+t)
 		u, err := rdb.MemoryUsage(ctx, name).Result()
 		if err != nil {
 			return nil, 0, err
@@ -118,6 +126,10 @@ func layoutOf(ctx context.Context, rdb *redis.Client, prefix string, create func
 	slices.Sort(out)
 	return out, bytes, nil
 }
+
+// shardTag matches the hash tag of a shard of the due indexes and last
+// uses, which depends on the key's ID.
+var shardTag = regexp.MustCompile(`\{s[0-9]+\}`)
 
 // dumpPrefix returns every Redis key under prefix with its type and its
 // serialized value, "type\x00dump".
