@@ -24,6 +24,10 @@ fuzz:
 	$(GO) test ./keystore -run '^$$' -fuzz '^FuzzValidAccessKey$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./caddymodule -run '^$$' -fuzz '^FuzzScopeMethods$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./caddymodule -run '^$$' -fuzz '^FuzzStrictPath$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./keystore -run '^$$' -fuzz '^FuzzDecodeKey$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./keystore -run '^$$' -fuzz '^FuzzParseRecord$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./limits -run '^$$' -fuzz '^FuzzParseRate$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./limits -run '^$$' -fuzz '^FuzzParseQuota$$' -fuzztime $(FUZZTIME)
 
 ## bench: Go benchmarks of the hot path, then the end-to-end load script
 ## (see BENCHMARKS.md; about 6 minutes in all, needs redis-server)
