@@ -1,7 +1,7 @@
 # accessgate: common tasks. `make test` runs everything CI runs.
 GO ?= go
 
-.PHONY: all build test fuzz bench demo adapt clean
+.PHONY: all build test fuzz bench soak demo adapt clean
 
 all: build
 
@@ -31,6 +31,13 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./authcache ./keystore
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 2 -timeout 20m ./caddymodule
 	./scripts/bench.sh
+
+## soak: three gateways on a Sentinel-managed Redis under failovers, reloads
+## and key churn for SOAK_DURATION (default 10m, at most 10m); fails on any
+## wrong answer or memory growth over 10 % (see README.md, "Soak")
+SOAK_DURATION ?= 10m
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) ./scripts/soak.sh
 
 ## demo: run the gateway on Caddyfile.example and print a demo key
 demo:

@@ -31,6 +31,10 @@ type member struct {
 	cred     int
 	id       string
 	disabled bool
+	// lockedUntil: a key made by a rotation is left alone until its
+	// predecessor's grace is over, since the predecessor works during its
+	// grace only while its successor does.
+	lockedUntil time.Time
 }
 
 // churner creates, disables, enables, rotates and deletes keys through
@@ -73,8 +77,13 @@ func (c *churner) step(ctx context.Context) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.book.Prune(time.Now())
-	var enabled, disabled []int
+	var enabled, disabled, unlocked []int
+	now := time.Now()
 	for i, m := range c.pool {
+		if m.lockedUntil.After(now) {
+			continue
+		}
+		unlocked = append(unlocked, i)
 		if m.disabled {
 			disabled = append(disabled, i)
 		} else {
@@ -97,9 +106,11 @@ func (c *churner) step(ctx context.Context) {
 		if len(disabled) > 0 {
 			choices = append(choices, choice{3, func() { c.setDisabled(ctx, pick(disabled), false) }})
 		}
-		choices = append(choices, choice{2, func() { c.delete(ctx, c.rng.IntN(len(c.pool))) }})
-		if len(c.pool) > maxPool {
-			choices = choices[len(choices)-1:]
+		if len(unlocked) > 0 {
+			choices = append(choices, choice{2, func() { c.delete(ctx, pick(unlocked)) }})
+			if len(c.pool) > maxPool {
+				choices = choices[len(choices)-1:]
+			}
 		}
 	}
 	total := 0
@@ -166,7 +177,7 @@ func (c *churner) rotate(ctx context.Context, p int) {
 	c.book.Retire(m.cred, end.Add(c.grace+afterRevoke))
 	c.pool = slices.Delete(c.pool, p, p+1)
 	i := c.book.Add(k.ID, k.Key, soak.Change{What: "create (rotation of " + m.id + ")", Start: start, End: end, After: soak.Valid})
-	c.pool = append(c.pool, member{cred: i, id: k.ID})
+	c.pool = append(c.pool, member{cred: i, id: k.ID, lockedUntil: end.Add(c.grace + 2*soak.Margin)})
 }
 
 // delete deletes pool member p.

@@ -69,6 +69,10 @@ func run(ctx context.Context, cfg config) (int, error) {
 		}
 	}
 	fmt.Print(sum.Markdown(start, 30))
+	full := filepath.Join(dir, "report.md")
+	if err := os.WriteFile(full, []byte(sum.Markdown(start, -1)), 0o644); err != nil {
+		log.Printf("soak: %v", err)
+	}
 	if sum.Failed(cfg.maxGrowth) {
 		fmt.Printf("\nFAIL (logs kept under %s)\n", dir)
 		return 1, nil
@@ -255,6 +259,9 @@ func soakFleet(ctx context.Context, cfg config, rds *soak.Redis, gws []*soak.Gat
 			t0 := time.Now()
 			err := g.Reload(runCtx)
 			t1 := time.Now()
+			if runCtx.Err() != nil {
+				return
+			}
 			if err != nil {
 				log.Printf("soak: reload of %s: %v", g.Name, err)
 			}

@@ -47,6 +47,9 @@ type Summary struct {
 	Requests int
 	Verdicts map[Verdict]int
 	WrongID  int // 200s whose upstream saw another Access ID
+	// WrongInFailover counts the wrong answers to requests sent within a
+	// failover window.
+	WrongInFailover int
 	// Unavailable answers (5xx or none) inside a failover window, and
 	// outside any.
 	FailoverUnavailable, OtherUnavailable int
@@ -81,13 +84,16 @@ func (s *Summary) Evaluate(book *Book, gateways []string, results []Result, fail
 		}
 		v := Judge(histories[r.Cred], r.Request)
 		s.Verdicts[v]++
+		inFailover := false
+		for _, w := range failovers {
+			inFailover = inFailover || w.contains(r.Request.Send)
+		}
+		if v.Wrong() && inFailover {
+			s.WrongInFailover++
+		}
 		switch v {
 		case Unavailable:
-			in := false
-			for _, w := range failovers {
-				in = in || w.contains(r.Request.Send)
-			}
-			if in {
+			if inFailover {
 				s.FailoverUnavailable++
 			} else {
 				s.OtherUnavailable++
@@ -126,8 +132,8 @@ func ratio(end, start int64) float64 {
 }
 
 // Markdown renders the summary as markdown tables, then the wrong
-// answers and mismatches (at most limit of each) with the events around
-// them.
+// answers and mismatches (at most limit of each, all if limit is
+// negative) with the events around them.
 func (s *Summary) Markdown(start time.Time, limit int) string {
 	var b strings.Builder
 	row := func(k string, v any) { fmt.Fprintf(&b, "| %s | %v |\n", k, v) }
@@ -139,6 +145,7 @@ func (s *Summary) Markdown(start time.Time, limit int) string {
 	row("wrong: 200 for a revoked credential", s.Verdicts[WrongAccepted])
 	row("wrong: 401/403 for a valid credential", s.Verdicts[WrongRejected])
 	row("wrong: upstream saw another Access ID", s.WrongID)
+	row("wrong answers sent during a failover", s.WrongInFailover)
 	row("5xx / no answer during failovers", s.FailoverUnavailable)
 	row("5xx / no answer outside failovers", s.OtherUnavailable)
 	row("other statuses", formatStatuses(s.OtherStatuses))
@@ -153,6 +160,18 @@ func (s *Summary) Markdown(start time.Time, limit int) string {
 	}
 	at := func(t time.Time) string { return fmt.Sprintf("%.3fs", t.Sub(start).Seconds()) }
 	if len(s.Wrong) > 0 {
+		fmt.Fprintf(&b, "\nWrong answers by kind, last change and gateway:\n\n")
+		groups := map[string]int{}
+		for _, w := range s.Wrong {
+			what := "nothing"
+			if w.Before != nil {
+				what, _, _ = strings.Cut(w.Before.What, " ")
+			}
+			groups[fmt.Sprintf("%s after %s on %s", w.Verdict, what, w.Gateway)]++
+		}
+		for _, g := range sortedKeys(groups) {
+			fmt.Fprintf(&b, "- %s: %d\n", g, groups[g])
+		}
 		fmt.Fprintf(&b, "\nWrong answers (%d; times from the start of the soak):\n\n", len(s.Wrong))
 		for i, w := range s.Wrong {
 			if i == limit {
@@ -195,12 +214,17 @@ func total(m map[string]int) int {
 	return n
 }
 
-func formatCounts(m map[string]int) string {
+func sortedKeys(m map[string]int) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	return keys
+}
+
+func formatCounts(m map[string]int) string {
+	keys := sortedKeys(m)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%s %d", k, m[k])
