@@ -180,7 +180,8 @@ func (s *Summary) Markdown(start time.Time, limit int) string {
 			}
 			fmt.Fprintf(&b, "- %s: %s %s status %d, sent %s, answered %s", w.Verdict, w.Gateway, w.AccessID, w.Request.Status, at(w.Request.Send), at(w.Request.Recv))
 			if w.Before != nil {
-				fmt.Fprintf(&b, "; last change %s %s..%s", w.Before.What, at(w.Before.Start), at(w.Before.End))
+				fmt.Fprintf(&b, "; last change %s %s..%s (sent %.3fs after it completed)", w.Before.What, at(w.Before.Start), at(w.Before.End),
+					w.Request.Send.Sub(w.Before.End).Seconds())
 			}
 			if w.After != nil {
 				fmt.Fprintf(&b, "; next change %s at %s", w.After.What, at(w.After.Start))
