@@ -6,6 +6,7 @@ import (
 	"log"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +32,8 @@ type member struct {
 	cred     int
 	id       string
 	disabled bool
+	// pred is the credential this one replaced in a rotation, or -1.
+	pred int
 	// lockedUntil: a key made by a rotation is left alone until its
 	// predecessor's grace is over, since the predecessor works during its
 	// grace only while its successor does.
@@ -134,12 +137,12 @@ func (c *churner) create(ctx context.Context) {
 	k, err := c.api.Create(ctx, fmt.Sprintf("soak-%d", c.serial), trafficScopes)
 	end := time.Now()
 	if err != nil {
-		c.fail("create", err)
+		c.fail(ctx, "create", err)
 		return
 	}
 	c.counts["create"]++
 	i := c.book.Add(k.ID, k.Key, soak.Change{What: "create", Start: start, End: end, After: soak.Valid})
-	c.pool = append(c.pool, member{cred: i, id: k.ID})
+	c.pool = append(c.pool, member{cred: i, id: k.ID, pred: -1})
 }
 
 // setDisabled deactivates or activates pool member p.
@@ -153,7 +156,7 @@ func (c *churner) setDisabled(ctx context.Context, p int, disabled bool) {
 	err := c.api.SetDisabled(ctx, m.id, disabled)
 	end := time.Now()
 	if err != nil {
-		c.lose(p, what, start, end, err)
+		c.lose(ctx, p, what, start, end, err)
 		return
 	}
 	c.counts[what]++
@@ -169,7 +172,7 @@ func (c *churner) rotate(ctx context.Context, p int) {
 	k, err := c.api.Rotate(ctx, m.id)
 	end := time.Now()
 	if err != nil {
-		c.lose(p, "rotate", start, end, err)
+		c.lose(ctx, p, "rotate", start, end, err)
 		return
 	}
 	c.counts["rotate"]++
@@ -177,7 +180,7 @@ func (c *churner) rotate(ctx context.Context, p int) {
 	c.book.Retire(m.cred, end.Add(c.grace+afterRevoke))
 	c.pool = slices.Delete(c.pool, p, p+1)
 	i := c.book.Add(k.ID, k.Key, soak.Change{What: "create (rotation of " + m.id + ")", Start: start, End: end, After: soak.Valid})
-	c.pool = append(c.pool, member{cred: i, id: k.ID, lockedUntil: end.Add(c.grace + 2*soak.Margin)})
+	c.pool = append(c.pool, member{cred: i, id: k.ID, pred: m.cred, lockedUntil: end.Add(c.grace + 2*soak.Margin)})
 }
 
 // delete deletes pool member p.
@@ -187,7 +190,7 @@ func (c *churner) delete(ctx context.Context, p int) {
 	err := c.api.Delete(ctx, m.id)
 	end := time.Now()
 	if err != nil {
-		c.lose(p, "delete", start, end, err)
+		c.lose(ctx, p, "delete", start, end, err)
 		return
 	}
 	c.counts["delete"]++
@@ -198,24 +201,42 @@ func (c *churner) delete(ctx context.Context, p int) {
 }
 
 // lose handles a change whose outcome is unknown: the credential's state
-// becomes Unknown and it leaves the pool and the traffic.
-func (c *churner) lose(p int, what string, start, end time.Time, err error) {
+// becomes Unknown and it leaves the pool and the traffic. A 404 for a key
+// the API had acknowledged means its creation was lost.
+func (c *churner) lose(ctx context.Context, p int, what string, start, end time.Time, err error) {
 	m := c.pool[p]
-	c.fail(what, err)
+	c.fail(ctx, what, err)
 	c.book.Record(m.cred, soak.Change{What: what + " (failed)", Start: start, End: end, After: soak.Unknown})
 	c.book.Retire(m.cred, end)
 	c.pool = slices.Delete(c.pool, p, p+1)
+	if strings.Contains(err.Error(), " 404 ") {
+		c.markLost(m)
+	}
 }
 
-func (c *churner) fail(what string, err error) {
+// fail counts a failed change, unless the soak's end cut it short.
+func (c *churner) fail(ctx context.Context, what string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
 	c.errors++
 	log.Printf("soak: %s failed: %v", what, err)
 }
 
+// markLost marks m, and the key it replaced in a rotation (whose
+// rotation was lost with it), as having lost an acknowledged change.
+func (c *churner) markLost(m member) {
+	c.book.MarkLost(m.cred)
+	if m.pred >= 0 {
+		c.book.MarkLost(m.pred)
+	}
+}
+
 // check compares the keys stored with what the management API
 // acknowledged, after a failover that started at since. A key found
-// different is reported, its state becomes Unknown from since, and it
-// leaves the pool and the traffic.
+// different is reported, marked lost, and leaves the pool and the
+// traffic; its history keeps what was acknowledged, so that the answers
+// it then gets are judged (and told apart as for a lost change).
 func (c *churner) check(ctx context.Context, since time.Time) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -243,14 +264,14 @@ func (c *churner) check(ctx context.Context, since time.Time) []string {
 			keep = append(keep, m)
 			continue
 		}
-		c.book.Record(m.cred, soak.Change{What: "found changed after failover", Start: since, End: now, After: soak.Unknown})
+		c.markLost(m)
 		c.book.Retire(m.cred, now)
 	}
 	c.pool = keep
 	for _, m := range c.deleted {
 		if _, ok := stored[m.id]; ok {
 			found = append(found, fmt.Sprintf("%s: acknowledged deleted, stored again after the failover at %s", m.id, since.UTC().Format(time.RFC3339)))
-			c.book.Record(m.cred, soak.Change{What: "found changed after failover", Start: since, End: now, After: soak.Unknown})
+			c.markLost(m)
 		}
 	}
 	c.deleted = nil

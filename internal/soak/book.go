@@ -12,7 +12,8 @@ import (
 type Book struct {
 	mu    sync.RWMutex
 	creds []*cred
-	live  []int // indices of creds the traffic uses
+	live  []int        // indices of creds the traffic uses
+	lost  map[int]bool // creds with an acknowledged change found lost
 }
 
 // cred is one Access ID and key with its history.
@@ -88,4 +89,22 @@ func (b *Book) Len() int {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	return len(b.creds)
+}
+
+// MarkLost records that an acknowledged change of credential i was found
+// lost (not stored), so that wrong answers for it can be told apart.
+func (b *Book) MarkLost(i int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.lost == nil {
+		b.lost = map[int]bool{}
+	}
+	b.lost[i] = true
+}
+
+// Lost reports whether MarkLost was called for credential i.
+func (b *Book) Lost(i int) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.lost[i]
 }

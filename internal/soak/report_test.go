@@ -26,6 +26,7 @@ func TestEvaluate(t *testing.T) {
 		req(valid, 42, 429),     // other
 		{Cred: valid, Request: Request{Send: at(43), Recv: at(43.01), Status: 200}, WrongID: true},
 	}
+	book.MarkLost(deleted)
 	var s Summary
 	s.Evaluate(book, []string{"gw1"}, results, []Window{{Start: at(19), End: at(25)}})
 	checks := []struct {
@@ -37,6 +38,7 @@ func TestEvaluate(t *testing.T) {
 		{"not judged", s.Verdicts[NotJudged], 1},
 		{"accepted revoked", s.Verdicts[WrongAccepted], 2},
 		{"wrong in failover", s.WrongInFailover, 1},
+		{"wrong for a key with a lost change", s.WrongOnLost, 2},
 		{"unavailable in failover", s.FailoverUnavailable, 1},
 		{"unavailable outside", s.OtherUnavailable, 1},
 		{"429s", s.OtherStatuses[429], 1},
