@@ -30,7 +30,6 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
-trap 'status=130; exit 130' INT TERM
 
 echo "soak: building caddy and cmd/soak" >&2
 go build -o "$work/caddy" ./cmd/caddy
@@ -42,7 +41,13 @@ if ! git diff --quiet HEAD -- . 2>/dev/null; then
 fi
 echo "soak: machine: $(nproc) CPUs, $(go version | cut -d' ' -f3), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
-# The soak runs in the foreground: Ctrl-C reaches it, and it stops the
+# Ctrl-C (or a TERM to this script) reaches the soak, which stops the
 # gateways and Redis processes it started (they also die with it).
-"$work/soak" -caddy "$work/caddy" -commit "$commit" -dir "$work/run" "$@" || status=$?
+"$work/soak" -caddy "$work/caddy" -commit "$commit" -dir "$work/run" "$@" &
+soak_pid=$!
+trap 'status=130; kill -TERM "$soak_pid" 2>/dev/null || true' INT TERM
+wait "$soak_pid" || status=$?
+while kill -0 "$soak_pid" 2>/dev/null; do
+	wait "$soak_pid" || true
+done
 exit "$status"
