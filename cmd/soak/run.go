@@ -277,8 +277,12 @@ func soakFleet(ctx context.Context, cfg config, rds *soak.Redis, gws []*soak.Gat
 
 	memory := make([]soak.GatewayMemory, len(gws))
 	read := func(end bool) error {
+		stage := "warmup"
+		if end {
+			stage = "end"
+		}
 		for i, g := range gws {
-			m, err := g.Memory(ctx)
+			m, err := g.Memory(ctx, filepath.Join(g.Dir, "heap-"+stage+".pprof"))
 			if err != nil {
 				return fmt.Errorf("memory of %s: %w", g.Name, err)
 			}

@@ -116,11 +116,19 @@ type Memory struct {
 
 // Memory reads the process's VmRSS from /proc and its Go heap from the
 // admin endpoint's /debug/vars, after a garbage collection forced through
-// /debug/pprof/heap?gc=1 so that the heap counts live memory only.
-func (g *Gateway) Memory(ctx context.Context) (Memory, error) {
+// /debug/pprof/heap?gc=1 so that the heap counts live memory only. That
+// heap profile is written to profile (for `go tool pprof -base`) unless
+// profile is empty.
+func (g *Gateway) Memory(ctx context.Context, profile string) (Memory, error) {
 	var m Memory
-	if _, err := g.adminGet(ctx, "/debug/pprof/heap?gc=1"); err != nil {
+	prof, err := g.adminGet(ctx, "/debug/pprof/heap?gc=1")
+	if err != nil {
 		return m, err
+	}
+	if profile != "" {
+		if err := os.WriteFile(profile, prof, 0o644); err != nil {
+			return m, err
+		}
 	}
 	vars, err := g.adminGet(ctx, "/debug/vars")
 	if err != nil {
