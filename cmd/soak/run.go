@@ -21,6 +21,10 @@ import (
 // adminOwner is the user whose key drives the management API.
 const adminOwner = "soak-admin"
 
+// endReading is how long before the end of the soak the last memory
+// reading is taken, so that it is taken under traffic as the first is.
+const endReading = 5 * time.Second
+
 // run sets the fleet up, runs the soak and prints the report. It returns
 // the exit code.
 func run(ctx context.Context, cfg config) (int, error) {
@@ -295,6 +299,8 @@ func soakFleet(ctx context.Context, cfg config, rds *soak.Redis, gws []*soak.Gat
 		}
 		return nil
 	}
+	// Both readings are taken under traffic: after warm-up, and
+	// endReading before the end.
 	var memErr error
 	select {
 	case <-runCtx.Done():
@@ -302,13 +308,21 @@ func soakFleet(ctx context.Context, cfg config, rds *soak.Redis, gws []*soak.Gat
 		memErr = read(false)
 		log.Printf("soak: memory after warm-up read (%v)", memErr)
 	}
+	select {
+	case <-runCtx.Done():
+	case <-time.After(time.Until(start.Add(cfg.duration - endReading))):
+		if memErr == nil {
+			memErr = read(true)
+			log.Printf("soak: memory at the end read (%v)", memErr)
+		}
+	}
 	<-runCtx.Done()
 	if ctx.Err() != nil {
 		wg.Wait()
 		return nil, start, ctx.Err()
 	}
-	if memErr == nil {
-		memErr = read(true)
+	if memErr == nil && memory[0].End.RSS == 0 {
+		memErr = errors.New("the soak ended before the memory readings")
 	}
 	wg.Wait()
 	sum.Duration = time.Since(start)
