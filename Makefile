@@ -1,7 +1,7 @@
 # accessgate: common tasks. `make test` runs everything CI runs.
 GO ?= go
 
-.PHONY: all build test fuzz bench scale demo adapt clean
+.PHONY: all build test fuzz bench scale soak demo adapt clean
 
 all: build
 
@@ -41,6 +41,13 @@ bench:
 ## needs redis-server)
 scale:
 	./scripts/scale.sh
+
+## soak: three gateways on a Sentinel-managed Redis under failovers, reloads
+## and key churn for SOAK_DURATION (default 10m, at most 10m); fails on any
+## wrong answer or memory growth over 10 % (see README.md, "Soak")
+SOAK_DURATION ?= 10m
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) ./scripts/soak.sh
 
 ## demo: run the gateway on Caddyfile.example and print a demo key
 demo:
