@@ -544,30 +544,18 @@ func (s *Store) KeysOfOwner(ctx context.Context, ownerID string) ([]*Key, error)
 	return out, nil
 }
 
-// keysByID reads live records, skipping index entries whose record is gone.
+// keysByID reads live records, in the order of ids, skipping index
+// entries whose record is gone.
 func (s *Store) keysByID(ctx context.Context, ids []string) ([]*Key, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(ids))
-	for i, id := range ids {
-		cmds[i] = pipe.Get(ctx, s.keyKey(id))
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	recs, err := s.records(ctx, ids)
+	if err != nil {
 		return nil, err
 	}
-	out := make([]*Key, 0, len(ids))
-	for _, c := range cmds {
-		b, err := c.Bytes()
-		if err != nil {
-			continue
+	out := make([]*Key, 0, len(recs))
+	for _, id := range ids {
+		if k := recs[id]; k != nil && !k.Pending && k.ReplacedBy == "" {
+			out = append(out, k)
 		}
-		var k Key
-		if decodeKey(b, &k) != nil || k.Pending || k.ReplacedBy != "" {
-			continue
-		}
-		out = append(out, &k)
 	}
 	return out, nil
 }
