@@ -628,3 +628,38 @@ func (s *state) authenticate(ctx context.Context, id, secret, client string) (*e
 	}
 	return s.verify(ctx, k, id, secret, client)
 }
+
+// BenchmarkHandlerCacheMissParallel is BenchmarkHandlerCacheMiss
+// (owner=cached) from 8×GOMAXPROCS goroutines at once, as a loaded gateway
+// sees misses: their Redis reads share pipelines, so roundtrips/op falls
+// below one.
+func BenchmarkHandlerCacheMissParallel(b *testing.B) {
+	const keys = 4096
+	e := newBenchEnv(b, 64, keys)
+	e.warm(b, 64) // owners cached, connections open
+	var worker atomic.Int64
+	trips0 := e.trips.Load()
+	misses0 := e.st.auth.Stats().Misses
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		r := benchRequest(http.MethodGet, "/api/v1/collectors", nil)
+		w := &discardWriter{hdr: http.Header{}}
+		i := int(worker.Add(1)) * 257
+		for pb.Next() {
+			if got := e.serve(b, w, r, e.auths[i%keys]); got != http.StatusOK {
+				b.Errorf("status %d", got)
+				return
+			}
+			i++
+		}
+	})
+	b.StopTimer()
+	m := e.st.auth.Stats().Misses - misses0
+	if m == 0 {
+		b.Fatal("no cache misses")
+	}
+	b.ReportMetric(float64(m)/float64(b.N), "misses/op")
+	b.ReportMetric(float64(e.trips.Load()-trips0)/float64(b.N), "roundtrips/op")
+}
