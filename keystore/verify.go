@@ -94,7 +94,8 @@ type VerifyOptions struct {
 
 // Verify checks an Access ID and Access Key. It makes one Redis round trip
 // for the key, its last use and (unless o.Policies gives them) the
-// policies, plus what o.Principal and o.Policies need.
+// policies, plus what o.Principal and o.Policies need; under load that
+// round trip is a pipeline shared with concurrent verifications (batch.go).
 // A rejected credential yields *AuthError; any other error means the
 // verdict could not be reached.
 func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOptions) (*Identity, error) {
