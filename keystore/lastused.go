@@ -121,12 +121,12 @@ func (s *Store) LastUsed(ctx context.Context, ids ...string) (map[string]time.Ti
 	return out, nil
 }
 
-// lastUsedCmd queues in p the read of one key's stored last use, for
-// Verify: in the key's shard, or in the schema-1 hash until the store is
-// migrated (the hash every instance then writes).
-func (s *Store) lastUsedCmd(ctx context.Context, p redis.Pipeliner, id string) *redis.StringCmd {
+// lastUsedField names the hash and field of one key's stored last use,
+// for Verify: in the key's shard, or in the schema-1 hash until the store
+// is migrated (the hash every instance then writes).
+func (s *Store) lastUsedField(ctx context.Context, id string) (hash, field string) {
 	if s.onDueLayout(ctx) {
-		return p.HGet(ctx, s.lastUsedKey(shardOf(id)), id)
+		return s.lastUsedKey(shardOf(id)), id
 	}
-	return p.HGet(ctx, s.legacyLastUsedKey(), id)
+	return s.legacyLastUsedKey(), id
 }

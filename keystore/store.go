@@ -63,11 +63,14 @@ type Store struct {
 	// read while it was not.
 	dueLayout     atomic.Bool
 	schemaChecked atomic.Int64
+	// reads batches the Redis reads of concurrent verifications.
+	reads *recordReader
 }
 
 // New returns a Store on rdb. The client stays owned by the caller.
 func New(rdb redis.UniversalClient, opts Options) *Store {
 	s := &Store{rdb: rdb, prefix: opts.Prefix, now: opts.Now, grace: opts.RotationGrace, auditN: opts.AuditMaxLen, changesN: opts.ChangesMaxLen, onEvent: opts.OnEvent}
+	s.reads = newRecordReader(rdb)
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
 	}

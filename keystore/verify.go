@@ -94,32 +94,38 @@ type VerifyOptions struct {
 
 // Verify checks an Access ID and Access Key. It makes one Redis round trip
 // for the key, its last use and (unless o.Policies gives them) the
-// policies, plus what o.Principal and o.Policies need.
+// policies, plus what o.Principal and o.Policies need; under load that
+// round trip is a pipeline shared with concurrent verifications (batch.go).
 // A rejected credential yields *AuthError; any other error means the
 // verdict could not be reached.
 func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOptions) (*Identity, error) {
 	if !ValidAccessID(accessID) || !ValidAccessKey(secret) {
 		return nil, &AuthError{Reason: ReasonMalformed, AccessID: accessID}
 	}
-	pipe := s.rdb.Pipeline()
-	keyCmd := pipe.Get(ctx, s.keyKey(accessID))
-	var polCmd *redis.MapStringStringCmd
+	r := s.reads.get()
+	r.key = s.keyKey(accessID)
+	r.luKey, r.luField = s.lastUsedField(ctx, accessID)
 	if o.Policies == nil {
-		polCmd = pipe.HGetAll(ctx, s.policyKey())
+		r.policies, r.policyKey = true, s.policyKey()
 	}
-	luCmd := s.lastUsedCmd(ctx, pipe, accessID)
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	if err := s.reads.read(ctx, r); err != nil {
 		return nil, err
 	}
-	err := keyCmd.Err()
-	if errors.Is(err, redis.Nil) {
-		return nil, &AuthError{Reason: ReasonUnknown, AccessID: accessID}
+	record, luVal, err := r.keyCmd.Val(), r.luCmd.Val(), r.err()
+	keyErr := r.keyCmd.Err()
+	var polVal map[string]string
+	if r.polCmd != nil {
+		polVal = r.polCmd.Val()
 	}
+	s.reads.put(r)
 	if err != nil {
 		return nil, err
 	}
+	if errors.Is(keyErr, redis.Nil) {
+		return nil, &AuthError{Reason: ReasonUnknown, AccessID: accessID}
+	}
 	var k Key
-	if err := decodeKeyString(keyCmd.Val(), &k); err != nil {
+	if err := decodeKeyString(record, &k); err != nil {
 		return nil, err
 	}
 	if k.Pending {
@@ -130,14 +136,14 @@ func (s *Store) Verify(ctx context.Context, accessID, secret string, o VerifyOpt
 	}
 	var pol Policies
 	var polDeadline time.Time
-	if polCmd != nil {
-		pol = parsePolicies(polCmd.Val())
+	if o.Policies == nil {
+		pol = parsePolicies(polVal)
 	} else if pol, polDeadline, err = o.Policies(ctx); err != nil {
 		return nil, err
 	}
 	now := s.now()
 	var lastUsed time.Time
-	if v := luCmd.Val(); v != "" {
+	if v := luVal; v != "" {
 		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
 			lastUsed = time.UnixMilli(ms)
 		}
