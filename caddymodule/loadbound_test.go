@@ -17,9 +17,10 @@ import (
 	"github.com/accessgate/accessgate/internal/errbody"
 )
 
-// heldLoads is a go-redis hook that counts the credential loads in
-// flight (the pipelines of keystore.Verify, which start with the GET of a
-// key record) and holds each of them until release is closed.
+// heldLoads is a go-redis hook that counts the credential loads whose
+// reads are in flight (the GETs of key records in the pipelines of
+// keystore.Verify, which concurrent loads may share) and holds each such
+// pipeline until release is closed.
 type heldLoads struct {
 	release  chan struct{}
 	inFlight atomic.Int64
@@ -32,12 +33,13 @@ func (h *heldLoads) ProcessHook(next redis.ProcessHook) redis.ProcessHook { retu
 
 func (h *heldLoads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if !isRecordLoad(cmds) {
+		loads := recordLoads(cmds)
+		if loads == 0 {
 			return next(ctx, cmds)
 		}
-		h.total.Add(1)
-		n := h.inFlight.Add(1)
-		defer h.inFlight.Add(-1)
+		h.total.Add(loads)
+		n := h.inFlight.Add(loads)
+		defer h.inFlight.Add(-loads)
 		for p := h.peak.Load(); n > p && !h.peak.CompareAndSwap(p, n); p = h.peak.Load() {
 		}
 		<-h.release
@@ -48,14 +50,18 @@ func (h *heldLoads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 	}
 }
 
-// isRecordLoad reports whether cmds is the pipeline of a verification.
-func isRecordLoad(cmds []redis.Cmder) bool {
-	if len(cmds) == 0 {
-		return false
+// recordLoads returns how many verifications' reads cmds holds: the GETs
+// of key records.
+func recordLoads(cmds []redis.Cmder) int64 {
+	var n int64
+	for _, c := range cmds {
+		args := c.Args()
+		key, _ := args[len(args)-1].(string)
+		if c.Name() == "get" && strings.Contains(key, ":key:{") {
+			n++
+		}
 	}
-	args := cmds[0].Args()
-	key, _ := args[len(args)-1].(string)
-	return cmds[0].Name() == "get" && strings.Contains(key, ":key:{")
+	return n
 }
 
 // withPoolSize sets the Redis connection pool size of a bench env's state.
@@ -133,15 +139,17 @@ func TestColdStartLoadBound(t *testing.T) {
 			}
 		})
 	}
-	waitUntil(t, "the bound of loads in flight to be reached", func() bool { return h.inFlight.Load() == int64(bound) })
+	// Every load slot taken; the reads of the loads share at most a few
+	// pipelines, held here.
+	waitUntil(t, "the bound of loads in flight to be reached", func() bool { return e.st.auth.LoadsInFlight() == bound })
 	close(h.release)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Error(err)
 	}
-	if p := h.peak.Load(); p != int64(bound) {
-		t.Errorf("%d credential loads in flight at most, want the bound %d", p, bound)
+	if p := h.peak.Load(); p < 1 || p > int64(bound) {
+		t.Errorf("%d credential reads in flight at most, want 1..%d (the bound)", p, bound)
 	}
 	if n := e.st.auth.Len(); n != clients {
 		t.Errorf("%d credentials cached, want %d", n, clients)
