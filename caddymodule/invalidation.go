@@ -86,7 +86,16 @@ func (s *state) listen(ctx context.Context, again bool, tr *changesTracker) erro
 	// Every message this subscription receives is published, and has its
 	// stream entry added, after base was read.
 	base, baseRead := s.changesInfo(ctx)
+	// On a Sentinel-managed Redis, a master switch closes the
+	// subscription (see failover.go).
+	gen := s.follow.generation()
+	server := s.newServerCheck(ctx)
 	ps := s.rdb.Subscribe(ctx, s.store.InvalidationChannel())
+	if !s.follow.track(ps, gen) {
+		_ = ps.Close()
+		return errMasterSwitched
+	}
+	defer s.follow.untrack(ps)
 	// A blocked receive does not watch ctx: closing the subscription is
 	// what ends it promptly when the state is destroyed.
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
@@ -119,6 +128,8 @@ func (s *state) listen(ctx context.Context, again bool, tr *changesTracker) erro
 			switch {
 			case ctx.Err() != nil:
 				return ctx.Err()
+			case s.follow.switchedSince(gen):
+				return errMasterSwitched
 			case !redisTimeout(err):
 				return err
 			case pinged:
@@ -143,6 +154,12 @@ func (s *state) listen(ctx context.Context, again bool, tr *changesTracker) erro
 				// credentials served through the outage into 503s until
 				// then.
 				s.awaitCommands(ctx)
+			}
+			if !server.same(ctx) {
+				// The master changed while the subscription was set up.
+				return errMasterMoved
+			}
+			if again {
 				s.recoverMissed(ctx, tr)
 			} else {
 				// The first subscription has nothing to recover: the
@@ -159,10 +176,17 @@ func (s *state) listen(ctx context.Context, again bool, tr *changesTracker) erro
 			if !confirmed {
 				continue
 			}
+			info, ok := s.changesInfo(ctx)
+			if !server.same(ctx) {
+				// The commands moved to another master (a switch
+				// the sentinels' announcement of which was missed): the
+				// subscription must follow, and neither position may be
+				// trusted.
+				return errMasterMoved
+			}
 			if pending.Known() {
 				tr.pos = pending
 			}
-			info, ok := s.changesInfo(ctx)
 			pending = info.Position()
 			// Redis before 7.0 counts no entries.
 			if ok && baseRead && info.Added > 0 && received > info.Added-base.Added {
