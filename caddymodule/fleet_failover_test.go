@@ -23,69 +23,59 @@ import (
 // new master, which two gateways with the key cached must refuse while
 // the old master still says role:master.
 func TestFleetSentinelSwitchFollowed(t *testing.T) {
-	tests := []struct {
-		name string
-		// logged is what the gateway's log says of the switch.
-		logged string
-	}{
-		{"switch announced", "Redis master switched"},
+	const logged = "Redis master switched"
+	ctx := context.Background()
+	s := redistest.StartSentinel(t)
+	servers := []*redistest.Server{s.Master(), s.Replica()}
+	addWriter(t, servers)
+	sentinel := redis.NewSentinelClient(&redis.Options{Addr: s.SentinelAddrs()[0]})
+	t.Cleanup(func() { _ = sentinel.Close() })
+	wc := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: s.MasterName(), SentinelAddrs: s.SentinelAddrs(), Username: writerUser, Password: writerSecret})
+	t.Cleanup(func() { _ = wc.Close() })
+	prefix := "fleetswitch"
+	r := replaySetup{servers: servers, o: fleetOptions{sentinel: s.MasterName() + " " + strings.Join(s.SentinelAddrs(), " "), prefix: prefix},
+		st: fleetStore{keystore.New(wc, keystore.Options{Prefix: prefix, RotationGrace: 2 * time.Second})}}
+	run := startReplayRun(t, r, 3)
+	other := &replayRun{gw: startFleetGateway(t, gatewaytest.Upstream(t), r.o), client: fleetClient(t), keys: run.keys}
+	other.cacheAll(t, r)
+	gateways := []*replayRun{run, other}
+
+	old := s.Master()
+	if err := old.Client(t).Do(ctx, "ACL", "SETUSER", "default", "-replicaof", "-slaveof").Err(); err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx := context.Background()
-			s := redistest.StartSentinel(t)
-			servers := []*redistest.Server{s.Master(), s.Replica()}
-			addWriter(t, servers)
-			sentinel := redis.NewSentinelClient(&redis.Options{Addr: s.SentinelAddrs()[0]})
-			t.Cleanup(func() { _ = sentinel.Close() })
-			wc := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: s.MasterName(), SentinelAddrs: s.SentinelAddrs(), Username: writerUser, Password: writerSecret})
-			t.Cleanup(func() { _ = wc.Close() })
-			prefix := "fleetswitch"
-			r := replaySetup{servers: servers, o: fleetOptions{sentinel: s.MasterName() + " " + strings.Join(s.SentinelAddrs(), " "), prefix: prefix},
-				st: fleetStore{keystore.New(wc, keystore.Options{Prefix: prefix, RotationGrace: 2 * time.Second})}}
-			run := startReplayRun(t, r, 3)
-			other := &replayRun{gw: startFleetGateway(t, gatewaytest.Upstream(t), r.o), client: fleetClient(t), keys: run.keys}
-			other.cacheAll(t, r)
-			gateways := []*replayRun{run, other}
+	from := s.MasterAddr(t)
+	waitUntil(t, time.Minute, "SENTINEL FAILOVER accepted", func() bool {
+		return sentinel.Failover(ctx, s.MasterName()).Err() == nil
+	})
+	waitUntil(t, time.Minute, "the sentinel naming the new master", func() bool { return s.MasterAddr(t) != from })
 
-			old := s.Master()
-			if err := old.Client(t).Do(ctx, "ACL", "SETUSER", "default", "-replicaof", "-slaveof").Err(); err != nil {
-				t.Fatal(err)
+	nc := redis.NewClient(&redis.Options{Addr: s.MasterAddr(t)})
+	t.Cleanup(func() { _ = nc.Close() })
+	disabled := true
+	if _, err := keystore.New(nc, keystore.Options{Prefix: prefix}).UpdateKey(ctx, run.keys[0].id, keystore.KeyUpdate{Disabled: &disabled}, testOp); err != nil {
+		t.Fatalf("deactivating the key on the new master: %v", err)
+	}
+	for i, g := range gateways {
+		took := waitUntil(t, time.Minute, "the key deactivated on the new master refused", func() bool {
+			res := mustSend(t, g.client, http.MethodGet, g.gw.collectors(), &g.keys[0], nil)
+			switch res.status {
+			case http.StatusOK, http.StatusUnauthorized, http.StatusServiceUnavailable:
+			default:
+				t.Fatalf("gateway %d: status %d; body %s", i+1, res.status, res.body)
 			}
-			from := s.MasterAddr(t)
-			waitUntil(t, time.Minute, "SENTINEL FAILOVER accepted", func() bool {
-				return sentinel.Failover(ctx, s.MasterName()).Err() == nil
-			})
-			waitUntil(t, time.Minute, "the sentinel naming the new master", func() bool { return s.MasterAddr(t) != from })
-
-			nc := redis.NewClient(&redis.Options{Addr: s.MasterAddr(t)})
-			t.Cleanup(func() { _ = nc.Close() })
-			disabled := true
-			if _, err := keystore.New(nc, keystore.Options{Prefix: prefix}).UpdateKey(ctx, run.keys[0].id, keystore.KeyUpdate{Disabled: &disabled}, testOp); err != nil {
-				t.Fatalf("deactivating the key on the new master: %v", err)
-			}
-			for i, g := range gateways {
-				took := waitUntil(t, time.Minute, "the key deactivated on the new master refused", func() bool {
-					res := mustSend(t, g.client, http.MethodGet, g.gw.collectors(), &g.keys[0], nil)
-					switch res.status {
-					case http.StatusOK, http.StatusUnauthorized, http.StatusServiceUnavailable:
-					default:
-						t.Fatalf("gateway %d: status %d; body %s", i+1, res.status, res.body)
-					}
-					return res.status == http.StatusUnauthorized
-				})
-				t.Logf("gateway %d refused the key %v after its deactivation", i+1, took.Round(time.Millisecond))
-			}
-			if role, _ := infoValue(old.Info(t, "replication"), "role"); role != "master" {
-				t.Fatalf("the old master has role %q: the refusals may come from its conversion, not from the switch", role)
-			}
-			for i, g := range gateways {
-				if !strings.Contains(g.gw.Logs(), tt.logged) {
-					t.Errorf("gateway %d: the log does not say %q", i+1, tt.logged)
-				}
-				wantStatus(t, g.client, g.gw.collectors(), &g.keys[1], nil, http.StatusOK)
-			}
+			return res.status == http.StatusUnauthorized
 		})
+		t.Logf("gateway %d refused the key %v after its deactivation", i+1, took.Round(time.Millisecond))
+	}
+	if role, _ := infoValue(old.Info(t, "replication"), "role"); role != "master" {
+		t.Fatalf("the old master has role %q: the refusals may come from its conversion, not from the switch", role)
+	}
+	for i, g := range gateways {
+		if !strings.Contains(g.gw.Logs(), logged) {
+			t.Errorf("gateway %d: the log does not say %q", i+1, logged)
+		}
+		wantStatus(t, g.client, g.gw.collectors(), &g.keys[1], nil, http.StatusOK)
 	}
 }
 
