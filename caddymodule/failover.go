@@ -134,9 +134,12 @@ func parseSwitch(payload string) (master, addr string, ok bool) {
 func (s *state) watchSentinels(ctx context.Context, master string, sentinels []*redis.Options) {
 	failing := false
 	for i := 0; ; i = (i + 1) % len(sentinels) {
-		err := s.watchSentinel(ctx, master, sentinels[i])
+		subscribed, err := s.watchSentinel(ctx, master, sentinels[i])
 		if ctx.Err() != nil {
 			return
+		}
+		if subscribed {
+			failing = false
 		}
 		if !failing {
 			s.logger().Warn("lost the sentinel's master switch announcements; trying the next sentinel",
@@ -154,8 +157,9 @@ func (s *state) watchSentinels(ctx context.Context, master string, sentinels []*
 // watchSentinel listens to the +switch-master announcements of one
 // sentinel until it fails, goes silent or ctx ends. Once subscribed it
 // asks the sentinel for the master, so that a switch announced while no
-// sentinel was listened to is not missed.
-func (s *state) watchSentinel(ctx context.Context, master string, o *redis.Options) error {
+// sentinel was listened to is not missed. It reports whether it was
+// subscribed.
+func (s *state) watchSentinel(ctx context.Context, master string, o *redis.Options) (subscribed bool, err error) {
 	c := redis.NewSentinelClient(o)
 	defer c.Close()
 	ps := c.Subscribe(ctx, switchChannel)
@@ -168,14 +172,14 @@ func (s *state) watchSentinel(ctx context.Context, master string, o *redis.Optio
 		if err != nil {
 			switch {
 			case ctx.Err() != nil:
-				return ctx.Err()
+				return subscribed, ctx.Err()
 			case !redisTimeout(err):
-				return err
+				return subscribed, err
 			case pinged:
-				return errSilent
+				return subscribed, errSilent
 			}
 			if err := ps.Ping(ctx); err != nil {
-				return err
+				return subscribed, err
 			}
 			pinged = true
 			continue
@@ -184,11 +188,12 @@ func (s *state) watchSentinel(ctx context.Context, master string, o *redis.Optio
 		case *redis.Subscription:
 			hp, err := c.GetMasterAddrByName(ctx, master).Result()
 			if err != nil {
-				return err
+				return subscribed, err
 			}
 			if len(hp) != 2 {
-				return fmt.Errorf("SENTINEL get-master-addr-by-name %s: %q", master, hp)
+				return subscribed, fmt.Errorf("SENTINEL get-master-addr-by-name %s: %q", master, hp)
 			}
+			subscribed = true
 			s.masterAt(net.JoinHostPort(hp[0], hp[1]))
 		case *redis.Pong:
 			pinged = false
