@@ -81,7 +81,9 @@ func (s *state) subscribe(ctx context.Context) {
 // On a Redis Cluster, messages published on other nodes may still be on
 // their way then; keystore.ReplayChanges replays a margin before the
 // position for them. The read costs one command per subscriptionCheck,
-// whatever the number of messages.
+// whatever the number of messages; on a Sentinel-managed Redis, one more
+// checks that the commands still reach the subscription's server (see
+// failover.go).
 func (s *state) listen(ctx context.Context, again bool, tr *changesTracker) error {
 	// Every message this subscription receives is published, and has its
 	// stream entry added, after base was read.

@@ -200,6 +200,11 @@ func newState(cfg App) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
+	master, sentinels, err := keystore.Sentinels(cfg.redisConfig())
+	if err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
 	s := &state{cfg: cfg, rdb: rdb, now: time.Now, clock: authcache.NewClock(), metrics: newStateMetrics(), lastUsed: newLastUseTracker()}
 	s.refs.Store(1) // the usage pool's
 	rdb.AddHook(redisHook{s.metrics})
@@ -233,11 +238,6 @@ func newState(cfg App) (*state, error) {
 	s.usageStore = usage.NewStore(rdb, cfg.KeyPrefix)
 	s.limiter = limits.New(limits.Options{Redis: rdb, Prefix: cfg.KeyPrefix, Logger: s.logger(), MaxSubjects: cfg.CacheSize})
 
-	master, sentinels, err := keystore.Sentinels(cfg.redisConfig())
-	if err != nil {
-		_ = rdb.Close()
-		return nil, err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	if master != "" {
