@@ -81,12 +81,23 @@ func (s *state) subscribe(ctx context.Context) {
 // On a Redis Cluster, messages published on other nodes may still be on
 // their way then; keystore.ReplayChanges replays a margin before the
 // position for them. The read costs one command per subscriptionCheck,
-// whatever the number of messages.
+// whatever the number of messages; on a Sentinel-managed Redis, one more
+// checks that the commands still reach the subscription's server (see
+// failover.go).
 func (s *state) listen(ctx context.Context, again bool, tr *changesTracker) error {
 	// Every message this subscription receives is published, and has its
 	// stream entry added, after base was read.
 	base, baseRead := s.changesInfo(ctx)
+	// On a Sentinel-managed Redis, a master switch closes the
+	// subscription (see failover.go).
+	gen := s.follow.generation()
+	server := s.newServerCheck(ctx)
 	ps := s.rdb.Subscribe(ctx, s.store.InvalidationChannel())
+	if !s.follow.track(ps, gen) {
+		_ = ps.Close()
+		return errMasterSwitched
+	}
+	defer s.follow.untrack(ps)
 	// A blocked receive does not watch ctx: closing the subscription is
 	// what ends it promptly when the state is destroyed.
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
@@ -119,6 +130,8 @@ func (s *state) listen(ctx context.Context, again bool, tr *changesTracker) erro
 			switch {
 			case ctx.Err() != nil:
 				return ctx.Err()
+			case s.follow.switchedSince(gen):
+				return errMasterSwitched
 			case !redisTimeout(err):
 				return err
 			case pinged:
@@ -143,6 +156,12 @@ func (s *state) listen(ctx context.Context, again bool, tr *changesTracker) erro
 				// credentials served through the outage into 503s until
 				// then.
 				s.awaitCommands(ctx)
+			}
+			if !server.same(ctx) {
+				// The master changed while the subscription was set up.
+				return errMasterMoved
+			}
+			if again {
 				s.recoverMissed(ctx, tr)
 			} else {
 				// The first subscription has nothing to recover: the
@@ -159,10 +178,17 @@ func (s *state) listen(ctx context.Context, again bool, tr *changesTracker) erro
 			if !confirmed {
 				continue
 			}
+			info, ok := s.changesInfo(ctx)
+			if !server.same(ctx) {
+				// The commands moved to another master (a switch
+				// the sentinels' announcement of which was missed): the
+				// subscription must follow, and neither position may be
+				// trusted.
+				return errMasterMoved
+			}
 			if pending.Known() {
 				tr.pos = pending
 			}
-			info, ok := s.changesInfo(ctx)
 			pending = info.Position()
 			// Redis before 7.0 counts no entries.
 			if ok && baseRead && info.Added > 0 && received > info.Added-base.Added {

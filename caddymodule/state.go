@@ -142,6 +142,9 @@ type state struct {
 	clock *authcache.Clock
 
 	subscriptionUp atomic.Bool
+	// follow moves the subscription to a new master on a Sentinel-managed
+	// Redis; nil on other topologies.
+	follow *masterFollow
 
 	// refs counts the holds on the state: one of the usage pool while an
 	// app instance uses it, and one per request using it. The last
@@ -197,6 +200,11 @@ func newState(cfg App) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
+	master, sentinels, err := keystore.Sentinels(cfg.redisConfig())
+	if err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
 	s := &state{cfg: cfg, rdb: rdb, now: time.Now, clock: authcache.NewClock(), metrics: newStateMetrics(), lastUsed: newLastUseTracker()}
 	s.refs.Store(1) // the usage pool's
 	rdb.AddHook(redisHook{s.metrics})
@@ -232,6 +240,10 @@ func newState(cfg App) (*state, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	if master != "" {
+		s.follow = &masterFollow{}
+		s.loop(ctx, func(ctx context.Context) { s.watchSentinels(ctx, master, sentinels) })
+	}
 	s.loop(ctx, func(ctx context.Context) { s.clock.Run(ctx, clockTick) })
 	s.loop(ctx, s.audit.run)
 	s.loop(ctx, s.subscribe)

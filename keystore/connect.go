@@ -64,24 +64,9 @@ func Dial(cfg RedisConfig) (redis.UniversalClient, error) {
 	}
 	switch {
 	case cfg.SentinelMaster != "":
-		if len(cfg.SentinelAddrs) == 0 {
-			return nil, errors.New("redis_sentinel needs at least one sentinel address")
-		}
-		fo := &redis.FailoverOptions{MasterName: cfg.SentinelMaster, DialTimeout: defaultDialTimeout, ReadTimeout: defaultIOTimeout,
-			WriteTimeout: defaultIOTimeout, MaxRetries: defaultRetries, DialerRetries: defaultRetries, ContextTimeoutEnabled: true}
-		for _, a := range cfg.SentinelAddrs {
-			if strings.Contains(a, "://") {
-				o, err := redis.ParseURL(a)
-				if err != nil {
-					return nil, urlError("sentinel", a, err)
-				}
-				a = o.Addr
-				fo.SentinelUsername, fo.SentinelPassword = o.Username, o.Password
-			}
-			fo.SentinelAddrs = append(fo.SentinelAddrs, a)
-		}
-		if base != nil {
-			fo.Username, fo.Password, fo.DB, fo.TLSConfig = base.Username, base.Password, base.DB, base.TLSConfig
+		fo, err := failoverOptions(cfg, base)
+		if err != nil {
+			return nil, err
 		}
 		return redis.NewFailoverClient(fo), nil
 	case len(urls) > 1:
@@ -102,6 +87,58 @@ func Dial(cfg RedisConfig) (redis.UniversalClient, error) {
 	default:
 		return redis.NewClient(base), nil
 	}
+}
+
+// failoverOptions are the options of the Sentinel failover client of cfg;
+// base, when not nil, holds the options of its first URL (credentials,
+// database and TLS of the data servers).
+func failoverOptions(cfg RedisConfig, base *redis.Options) (*redis.FailoverOptions, error) {
+	if len(cfg.SentinelAddrs) == 0 {
+		return nil, errors.New("redis_sentinel needs at least one sentinel address")
+	}
+	fo := &redis.FailoverOptions{MasterName: cfg.SentinelMaster, DialTimeout: defaultDialTimeout, ReadTimeout: defaultIOTimeout,
+		WriteTimeout: defaultIOTimeout, MaxRetries: defaultRetries, DialerRetries: defaultRetries, ContextTimeoutEnabled: true}
+	for _, a := range cfg.SentinelAddrs {
+		if strings.Contains(a, "://") {
+			o, err := redis.ParseURL(a)
+			if err != nil {
+				return nil, urlError("sentinel", a, err)
+			}
+			a = o.Addr
+			fo.SentinelUsername, fo.SentinelPassword = o.Username, o.Password
+		}
+		fo.SentinelAddrs = append(fo.SentinelAddrs, a)
+	}
+	if base != nil {
+		fo.Username, fo.Password, fo.DB, fo.TLSConfig = base.Username, base.Password, base.DB, base.TLSConfig
+	}
+	return fo, nil
+}
+
+// Sentinels returns, for a Sentinel configuration, the master name and
+// the options of a client of each configured sentinel, with the
+// credentials, TLS and timeouts that the failover client built by Dial
+// uses for its sentinels; an empty name for other configurations.
+func Sentinels(cfg RedisConfig) (master string, sentinels []*redis.Options, err error) {
+	if cfg.SentinelMaster == "" {
+		return "", nil, nil
+	}
+	var base *redis.Options
+	if len(cfg.URLs) > 0 {
+		if base, err = redis.ParseURL(cfg.URLs[0]); err != nil {
+			return "", nil, urlError("redis", cfg.URLs[0], err)
+		}
+	}
+	fo, err := failoverOptions(cfg, base)
+	if err != nil {
+		return "", nil, err
+	}
+	for _, a := range fo.SentinelAddrs {
+		sentinels = append(sentinels, &redis.Options{Addr: a, Username: fo.SentinelUsername, Password: fo.SentinelPassword,
+			TLSConfig: fo.TLSConfig, DialTimeout: fo.DialTimeout, ReadTimeout: fo.ReadTimeout, WriteTimeout: fo.WriteTimeout,
+			MaxRetries: fo.MaxRetries, DialerRetries: fo.DialerRetries, ContextTimeoutEnabled: true})
+	}
+	return fo.MasterName, sentinels, nil
 }
 
 // urlError reports a bad Redis URL without repeating its password, which

@@ -139,7 +139,10 @@ func redisUnavailable(err error) bool {
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
 		errors.Is(err, redis.ErrClosed), errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrPoolExhausted),
 		redis.IsLoadingError(err), redis.IsReadOnlyError(err), redis.IsClusterDownError(err),
-		redis.IsTryAgainError(err), redis.IsMasterDownError(err), redis.IsMaxClientsError(err), redis.IsOOMError(err):
+		redis.IsTryAgainError(err), redis.IsMasterDownError(err), redis.IsMaxClientsError(err), redis.IsOOMError(err),
+		// A master short of replicas (min-replicas-to-write) refuses
+		// writes, in a transaction as EXECABORT.
+		redis.IsNoReplicasError(err), redis.IsExecAbortError(err):
 		return true
 	}
 	return false

@@ -48,8 +48,13 @@ func StartRedis(ctx context.Context, ps *Procs, dir string) (*Redis, error) {
 			return nil, err
 		}
 		r.Addrs[i] = "127.0.0.1:" + strconv.Itoa(port)
+		// min-replicas-to-write on both servers, as README's "Redis
+		// persistence for production" recommends: a master left without
+		// its replica (an old master after Sentinel promoted the replica)
+		// refuses writes rather than acknowledge writes a failover loses.
 		args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--dir", filepath.Join(dir, role), "--repl-diskless-sync-delay", "0"}
+			"--dir", filepath.Join(dir, role), "--repl-diskless-sync-delay", "0",
+			"--min-replicas-to-write", "1", "--min-replicas-max-lag", "10"}
 		if i == 1 {
 			args = append(args, "--replicaof", "127.0.0.1", strings.TrimPrefix(r.Addrs[0], "127.0.0.1:"))
 		}
