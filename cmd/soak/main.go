@@ -6,7 +6,7 @@
 // through all gateways. It judges every answer against the history of the
 // credential it carried, measures each gateway's memory after warm-up and
 // at the end, prints a markdown report and exits 1 if any answer was
-// wrong or any gateway's memory grew by more than 10 %.
+// wrong or any gateway's resident memory grew by more than 10 %.
 //
 //	go build -o caddy ./cmd/caddy
 //	go run ./cmd/soak -caddy ./caddy -duration 10m

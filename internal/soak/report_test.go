@@ -70,7 +70,7 @@ func TestFailedOnMemoryGrowth(t *testing.T) {
 		{"steady", mem(100, 100, 10, 10), false},
 		{"RSS exactly +10 %", mem(100, 110, 10, 10), false},
 		{"RSS over +10 %", mem(100, 111, 10, 10), true},
-		{"heap over +10 %", mem(100, 100, 100, 111), true},
+		{"heap over +10 %, RSS steady: reported, not judged", mem(100, 100, 100, 111), false},
 		{"shrinking", mem(100, 50, 10, 5), false},
 	}
 	for _, tt := range tests {
