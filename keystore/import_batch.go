@@ -282,7 +282,14 @@ func (s *Store) importLastUsed(ctx context.Context, uses []lastUse) (int, error)
 	if len(later) == 0 {
 		return 0, nil
 	}
-	if err := s.RecordLastUsed(ctx, later); err != nil {
+	// Every imported key gets its time, deactivated and rotated-out ones
+	// too (the gateway's flush records uses of keys in the unused index
+	// only; these records were just written by the import).
+	ms := make(map[string]int64, len(later))
+	for id, t := range later {
+		ms[id] = t.UnixMilli()
+	}
+	if err := s.recordShards(ctx, ms, false); err != nil {
 		return 0, err
 	}
 	now, err := s.LastUsed(ctx, slices.Collect(maps.Keys(later))...)
