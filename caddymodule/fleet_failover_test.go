@@ -44,6 +44,13 @@ func TestFleetSentinelSwitchFollowed(t *testing.T) {
 	if err := old.Client(t).Do(ctx, "ACL", "SETUSER", "default", "-replicaof", "-slaveof").Err(); err != nil {
 		t.Fatal(err)
 	}
+	// A failover does not wait for the replica: without this, the keys
+	// just written could be missing on the new master.
+	waitUntil(t, time.Minute, "the replica holding every write of the master", func() bool {
+		mo, ok1 := infoValue(old.Info(t, "replication"), "master_repl_offset")
+		ro, ok2 := infoValue(s.Replica().Info(t, "replication"), "slave_repl_offset")
+		return ok1 && ok2 && mo == ro
+	})
 	from := s.MasterAddr(t)
 	waitUntil(t, time.Minute, "SENTINEL FAILOVER accepted", func() bool {
 		return sentinel.Failover(ctx, s.MasterName()).Err() == nil
