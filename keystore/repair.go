@@ -203,42 +203,43 @@ func (s *Store) repairListing(ctx context.Context) (int, error) {
 // repairDueIndex removes from one shard of a due index the members
 // without a live enabled record.
 func (s *Store) repairDueIndex(ctx context.Context, key string) (int, error) {
-	removed := 0
-	var cursor uint64
-	for {
-		kv, next, err := s.rdb.ZScan(ctx, key, cursor, "", repairBatch).Result()
-		if err != nil {
-			return removed, err
-		}
-		ids := make([]string, 0, len(kv)/2)
-		for i := 0; i+1 < len(kv); i += 2 {
-			ids = append(ids, kv[i])
-		}
-		recs, err := s.records(ctx, ids)
-		if err != nil {
-			return removed, err
-		}
-		ids = slices.DeleteFunc(ids, func(id string) bool { return liveEnabled(recs[id]) })
-		n, err := s.dropDue(ctx, ids)
-		removed += n
-		if err != nil {
-			return removed, err
-		}
-		if next == 0 {
-			return removed, nil
-		}
-		cursor = next
+	scan := func(cursor uint64) ([]string, uint64, error) {
+		return s.rdb.ZScan(ctx, key, cursor, "", repairBatch).Result()
 	}
+	return s.repairMembers(ctx, scan, func(ids []string, recs map[string]*Key) (int, error) {
+		return s.dropDue(ctx, slices.DeleteFunc(ids, func(id string) bool { return liveEnabled(recs[id]) }))
+	})
 }
 
 // repairLastUsed removes from one last-use hash the times of keys that
 // are gone (deleted, rotated out): times a flush wrote while the key was
 // being deleted or rotated out.
 func (s *Store) repairLastUsed(ctx context.Context, key string) (int, error) {
+	scan := func(cursor uint64) ([]string, uint64, error) {
+		return s.rdb.HScan(ctx, key, cursor, "", repairBatch).Result()
+	}
+	return s.repairMembers(ctx, scan, func(ids []string, recs map[string]*Key) (int, error) {
+		gone := slices.DeleteFunc(ids, func(id string) bool {
+			k := recs[id]
+			return k != nil && !k.Pending && k.ReplacedBy == ""
+		})
+		if len(gone) == 0 {
+			return 0, nil
+		}
+		n, err := s.rdb.HDel(ctx, key, gone...).Result()
+		return int(n), err
+	})
+}
+
+// repairMembers scans a sorted set or hash of Access IDs (scan returns
+// member/value pairs and the next cursor), reads the records of each
+// batch and lets fix remove what must go; it returns how many fix
+// removed.
+func (s *Store) repairMembers(ctx context.Context, scan func(uint64) ([]string, uint64, error), fix func([]string, map[string]*Key) (int, error)) (int, error) {
 	removed := 0
 	var cursor uint64
 	for {
-		kv, next, err := s.rdb.HScan(ctx, key, cursor, "", repairBatch).Result()
+		kv, next, err := scan(cursor)
 		if err != nil {
 			return removed, err
 		}
@@ -250,19 +251,10 @@ func (s *Store) repairLastUsed(ctx context.Context, key string) (int, error) {
 		if err != nil {
 			return removed, err
 		}
-		gone := slices.DeleteFunc(ids, func(id string) bool {
-			k := recs[id]
-			return k != nil && !k.Pending && k.ReplacedBy == ""
-		})
-		if len(gone) > 0 {
-			n, err := s.rdb.HDel(ctx, key, gone...).Result()
-			if err != nil {
-				return removed, err
-			}
-			removed += int(n)
-		}
-		if next == 0 {
-			return removed, nil
+		n, err := fix(ids, recs)
+		removed += n
+		if err != nil || next == 0 {
+			return removed, err
 		}
 		cursor = next
 	}
