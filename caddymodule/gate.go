@@ -182,8 +182,11 @@ func (s *state) verify(ctx context.Context, k credKey, id, secret, client string
 			return nil, err
 		}
 	}
+	// The budget counts from here, so that a wait for a load slot is
+	// part of it: a miss is answered within verifyTimeout, slot or not.
+	deadline := time.Now().Add(verifyTimeout)
 	e, _, err := s.auth.LoadMissed(ctx, k, func(ctx context.Context) (*entry, time.Time, []string, error) {
-		ctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+		ctx, cancel := context.WithDeadline(ctx, deadline)
 		defer cancel()
 		var ownerDeadline time.Time
 		ident, err := s.store.Verify(ctx, id, secret, keystore.VerifyOptions{
@@ -217,8 +220,9 @@ func (s *state) verify(ctx context.Context, k credKey, id, secret, client string
 	return e, err
 }
 
-// verifyTimeout bounds one verification against Redis, so that an outage
-// answers 503 quickly instead of holding requests.
+// verifyTimeout bounds one verification against Redis, a wait for a load
+// slot included, so that an outage answers 503 quickly instead of holding
+// requests.
 const verifyTimeout = 2 * time.Second
 
 // credentialLoadWait is the longest a cache miss waits for one of the
