@@ -192,6 +192,7 @@ func run(args []string) error {
 	path := fs.String("path", "/api/v1/collectors", "request path")
 	plain := fs.String("plain", "", "address of (a) plain reverse_proxy")
 	plainHeaders := fs.String("plain-headers", "", "address of (a') reverse_proxy behind request_header setting the identity headers access_keys sets")
+	clientHeaders := fs.Bool("client-headers", true, "with -plain, also load (a'') reverse_proxy with the client itself sending the 3 identity headers and no Authorization: the upstream request (c) makes")
 	basic := fs.String("basic", "", "address of (b) basic_auth + reverse_proxy")
 	basicUser := fs.String("basic-user", "bench", "basic_auth user")
 	basicPass := fs.String("basic-pass", "", "basic_auth password")
@@ -282,9 +283,19 @@ func run(args []string) error {
 	if *sameRequests {
 		baseAuth = hotAuth
 	}
+	// (a'') sends what (c) forwards: no Authorization, the three identity
+	// headers with values of the same shape as (c)'s keys' (an Access ID,
+	// an owner ID, two scopes), so that (c) ÷ (a'') is the module alone and
+	// (a'') ÷ (a) what forwarding those headers costs Caddy itself.
+	identityHeaders := []string{"X-Access-Id: suAAAAAAAAAAAA", "X-Access-Owner: bench-user-0001", "X-Access-Scopes: runLogSearch viewCollectors"}
+	clientHeadersAddr := ""
+	if *clientHeaders {
+		clientHeadersAddr = *plain
+	}
 	all := []*loadgen.Target{
 		{Name: "(a) reverse_proxy", Addr: *plain, Path: *path, Concurrency: *conc, Auth: baseAuth},
 		{Name: "(a') request_header (the 3 identity headers) + reverse_proxy", Addr: *plainHeaders, Path: *path, Concurrency: *conc, Auth: baseAuth},
+		{Name: "(a'') reverse_proxy, the client sending the 3 identity headers itself (the upstream request of (c))", Addr: clientHeadersAddr, Path: *path, Concurrency: *conc, Header: identityHeaders},
 		{Name: "(b) basic_auth (bcrypt, Caddyfile: hash cache on) + reverse_proxy", Addr: *basic, Path: *path, Concurrency: *conc, Auth: basicAuth},
 		{Name: "(b') basic_auth (bcrypt, no hash cache) + reverse_proxy", Addr: *basicNoCache, Path: *path, Concurrency: *basicConc, Auth: basicAuth},
 		{Name: "(c) access_keys (hits) + reverse_proxy", Addr: *hits, Path: *path, Concurrency: *conc, Auth: hotAuth},
@@ -356,6 +367,7 @@ func run(args []string) error {
 	p50 := func(r loadgen.Result) float64 { return float64(r.P50) }
 	p99 := func(r loadgen.Result) float64 { return float64(r.P99) }
 	cpu := func(r loadgen.Result) float64 { return float64(r.CPUPerRequest()) }
+	sys := func(r loadgen.Result) float64 { return r.SyscallsPerRequest() }
 	med := func(i int, f func(loadgen.Result) float64) float64 {
 		var xs []float64
 		for _, r := range results[i] {
@@ -381,7 +393,7 @@ func run(args []string) error {
 	fmt.Printf("\nmedians over %d interleaved rounds of %v per variant (order shuffled per round); ratios taken within each round\n", *rounds, *phase)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	base, hasBase := index["(a)"]
-	fmt.Fprintf(tw, "variant\tconns\trequests\treq/s\tp50 ms\tp99 ms\tcaddy µs CPU/req\treq/s ÷ (a)\tp50 ÷ (a)\tp99 ÷ (a)\tCPU/req ÷ (a)\t\n")
+	fmt.Fprintf(tw, "variant\tconns\trequests\treq/s\tp50 ms\tp99 ms\tcaddy µs CPU/req\tcaddy syscalls/req\treq/s ÷ (a)\tp50 ÷ (a)\tp99 ÷ (a)\tCPU/req ÷ (a)\t\n")
 	for i, t := range targets {
 		n := 0
 		for _, r := range results[i] {
@@ -391,7 +403,7 @@ func run(args []string) error {
 		if med(i, thr) < 100 {
 			rps = num(med(i, thr), 2)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%.1f\t", t.Name, t.Concurrency, n, rps, ms(med(i, p50)), ms(med(i, p99)), med(i, cpu)/1e3)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%.1f\t%.2f\t", t.Name, t.Concurrency, n, rps, ms(med(i, p50)), ms(med(i, p99)), med(i, cpu)/1e3, med(i, sys))
 		if hasBase {
 			fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.3f\t\n", num(ratio(i, base, thr), 3), ratio(i, base, p50), ratio(i, base, p99), ratio(i, base, cpu))
 		} else {
@@ -403,6 +415,8 @@ func run(args []string) error {
 	pair("respond pair", "(f)", "(e)")
 	pair("access_keys hits over plain proxy", "(c)", "(a)")
 	pair("access_keys hits over a proxy adding the same headers", "(c)", "(a')")
+	pair("access_keys hits over a proxy sent the same upstream request", "(c)", "(a'')")
+	pair("forwarding the 3 identity headers instead of Authorization", "(a'')", "(a)")
 	pair("access_keys misses over hits", "(d)", "(c)")
 	pair("key rate limit over no limit", "(g)", "(c)")
 	pair("key rate limit over plain proxy", "(g)", "(a)")

@@ -36,10 +36,10 @@ func (e errStatus) Error() string { return "status " + strconv.Itoa(int(e)) }
 const timeout = 30 * time.Second
 
 // get sends GET path with the Authorization header auth (none when empty)
-// and reads the whole response. It returns an errStatus for any status
+// and the header lines extra ("Name: value"), and reads the whole response. It returns an errStatus for any status
 // but 200. After an error the connection is closed and the next call
 // dials again.
-func (c *conn) get(path, auth string) error {
+func (c *conn) get(path, auth string, extra []string) error {
 	if c.nc == nil {
 		nc, err := net.DialTimeout("tcp", c.addr, timeout)
 		if err != nil {
@@ -56,6 +56,10 @@ func (c *conn) get(path, auth string) error {
 	if auth != "" {
 		b = append(b, "Authorization: "...)
 		b = append(b, auth...)
+		b = append(b, "\r\n"...)
+	}
+	for _, h := range extra {
+		b = append(b, h...)
 		b = append(b, "\r\n"...)
 	}
 	b = append(b, "\r\n"...)

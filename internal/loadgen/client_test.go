@@ -22,6 +22,10 @@ func TestConnGet(t *testing.T) {
 			if r.Header.Get("Authorization") != "Basic abc" {
 				w.WriteHeader(http.StatusUnauthorized)
 			}
+		case "/extra":
+			if r.Header.Get("X-Access-Id") != "suAAAAAAAAAAAA" || r.Header.Get("X-Access-Scopes") != "a b" {
+				w.WriteHeader(http.StatusBadRequest)
+			}
 		case "/empty":
 			w.WriteHeader(http.StatusNoContent)
 		default:
@@ -36,19 +40,25 @@ func TestConnGet(t *testing.T) {
 		if path == "/auth" {
 			auth = "Basic abc"
 		}
-		if err := c.get(path, auth); err != nil {
+		if err := c.get(path, auth, nil); err != nil {
 			t.Fatalf("GET %s: %v", path, err)
 		}
 	}
-	if err := c.get("/auth", ""); err == nil {
+	if err := c.get("/extra", "", []string{"X-Access-Id: suAAAAAAAAAAAA", "X-Access-Scopes: a b"}); err != nil {
+		t.Fatalf("GET /extra with the extra headers: %v", err)
+	}
+	if _, ok := IsStatus(c.get("/extra", "", nil)); !ok {
+		t.Fatal("GET /extra without the extra headers succeeded")
+	}
+	if err := c.get("/auth", "", nil); err == nil {
 		t.Fatal("GET /auth without credentials succeeded")
 	} else if code, ok := IsStatus(err); !ok || code != http.StatusUnauthorized {
 		t.Fatalf("GET /auth without credentials: %v", err)
 	}
-	if _, ok := IsStatus(c.get("/empty", "")); !ok {
+	if _, ok := IsStatus(c.get("/empty", "", nil)); !ok {
 		t.Fatal("204 not reported as a status")
 	}
-	if err := c.get("/", ""); err != nil {
+	if err := c.get("/", "", nil); err != nil {
 		t.Fatalf("GET / after a 204: %v", err)
 	}
 }

@@ -57,3 +57,35 @@ func ProcessCPU(pid int) time.Duration {
 	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
 	return time.Duration(utime+stime) * tick
 }
+
+// ProcessSyscalls returns the read and write system calls the process pid
+// has made so far (syscr + syscw of /proc/<pid>/io: reads and writes of
+// sockets included). It is Linux-only and returns 0 elsewhere, on error
+// or without the permission to read the file.
+func ProcessSyscalls(pid int) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "io"))
+	if err != nil {
+		return 0
+	}
+	return parseSyscalls(string(b))
+}
+
+// parseSyscalls sums the syscr and syscw lines of a /proc/<pid>/io file.
+func parseSyscalls(io string) int64 {
+	var n int64
+	for line := range strings.SplitSeq(io, "\n") {
+		name, val, ok := strings.Cut(line, ":")
+		if !ok || (name != "syscr" && name != "syscw") {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(val), 10, 64)
+		if err != nil {
+			return 0
+		}
+		n += v
+	}
+	return n
+}

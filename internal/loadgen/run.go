@@ -19,6 +19,9 @@ type Target struct {
 	// Auth are the Authorization header values to send, in turn; none
 	// when empty.
 	Auth []string
+	// Header are further request header lines ("Name: value") sent with
+	// every request.
+	Header []string
 	// Concurrency is the number of connections, each with one request
 	// in flight at a time.
 	Concurrency int
@@ -50,6 +53,9 @@ type Result struct {
 	P50, P99 time.Duration
 	// ServerCPU is the CPU time Target.ServerPID used in the phase.
 	ServerCPU time.Duration
+	// ServerSyscalls counts the read and write system calls
+	// Target.ServerPID made in the phase (Linux only; 0 when unknown).
+	ServerSyscalls int64
 }
 
 // CPUPerRequest returns the server's CPU time per successful request.
@@ -58,6 +64,15 @@ func (r Result) CPUPerRequest() time.Duration {
 		return 0
 	}
 	return r.ServerCPU / time.Duration(r.Requests)
+}
+
+// SyscallsPerRequest returns the server's read and write system calls per
+// successful request.
+func (r Result) SyscallsPerRequest() float64 {
+	if r.Requests == 0 {
+		return 0
+	}
+	return float64(r.ServerSyscalls) / float64(r.Requests)
 }
 
 // Throughput returns the successful requests per second.
@@ -80,7 +95,7 @@ func (t *Target) Run(d time.Duration) Result {
 	errs := make([]int, n)
 	firstErr := make([]error, n)
 	var wg sync.WaitGroup
-	cpu0 := ProcessCPU(t.ServerPID)
+	cpu0, sys0 := ProcessCPU(t.ServerPID), ProcessSyscalls(t.ServerPID)
 	start := time.Now()
 	deadline := start.Add(d)
 	for w := range n {
@@ -102,7 +117,7 @@ func (t *Target) Run(d time.Duration) Result {
 					}
 					auth = t.Auth[i%len(t.Auth)]
 				}
-				if err := c.get(t.Path, auth); err != nil {
+				if err := c.get(t.Path, auth, t.Header); err != nil {
 					errs[w]++
 					if firstErr[w] == nil {
 						firstErr[w] = err
@@ -119,6 +134,9 @@ func (t *Target) Run(d time.Duration) Result {
 	}
 	wg.Wait()
 	r := Result{Elapsed: time.Since(start), ServerCPU: ProcessCPU(t.ServerPID) - cpu0}
+	if sys0 > 0 {
+		r.ServerSyscalls = ProcessSyscalls(t.ServerPID) - sys0
+	}
 	var all []time.Duration
 	for w := range n {
 		all = append(all, lats[w]...)

@@ -33,7 +33,7 @@ func Present(addr, path string, creds []Cred) (Presented, error) {
 	defer c.close()
 	var p Presented
 	for i, cr := range creds {
-		err := c.get(path, cr.Authorization())
+		err := c.get(path, cr.Authorization(), nil)
 		if _, ok := IsStatus(err); err != nil && !ok {
 			return p, err
 		}
