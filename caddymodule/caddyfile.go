@@ -185,6 +185,7 @@ var methodPattern = regexp.MustCompile(`^[A-Z]+$`)
 //		pass_credentials
 //		preflight respond|pass
 //		strict_paths on|off
+//		usage on|off
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -232,19 +233,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
-		case "strict_paths":
+		case "strict_paths", "usage":
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
-			var strict bool
+			var on bool
 			switch d.Val() {
 			case "on":
-				strict = true
+				on = true
 			case "off":
 			default:
-				return d.Errf("strict_paths must be on or off, not %q", d.Val())
+				return d.Errf("%s must be on or off, not %q", opt, d.Val())
 			}
-			h.StrictPaths = &strict
+			if opt == "usage" {
+				h.Usage = &on
+			} else {
+				h.StrictPaths = &on
+			}
 			if d.NextArg() {
 				return d.ArgErr()
 			}

@@ -33,6 +33,7 @@ func TestHandlerCaddyfile(t *testing.T) {
 				pass_credentials
 				preflight pass
 				strict_paths off
+				usage off
 			}`,
 			want: Handler{
 				Realm: "My API",
@@ -41,10 +42,13 @@ func TestHandlerCaddyfile(t *testing.T) {
 					{Scope: "manageCollectors", Methods: []string{"POST", "PUT", "DELETE"}, Paths: []string{"/api/v1/collectors/*"}},
 					{Scope: "runLogSearch", Paths: []string{"/api/v1/search/*"}},
 				},
-				Unmapped: "allow", PassCredentials: true, Preflight: "pass", StrictPaths: new(false),
+				Unmapped: "allow", PassCredentials: true, Preflight: "pass", StrictPaths: new(false), Usage: new(false),
 			},
 		},
 		{name: "strict_paths on", input: "access_keys {\n strict_paths on\n}", want: Handler{StrictPaths: new(true)}},
+		{name: "usage on", input: "access_keys {\n usage on\n}", want: Handler{Usage: new(true)}},
+		{name: "bad usage", input: "access_keys {\n usage none\n}", err: "usage must be on or off"},
+		{name: "usage without value", input: "access_keys {\n usage\n}", err: "wrong argument count"},
 		{name: "empty block", input: "access_keys", want: Handler{}},
 		{name: "argument", input: "access_keys foo", err: "takes no arguments"},
 		{name: "scope without path", input: "access_keys {\n scope viewCollectors GET\n}", err: "at least one path"},
@@ -240,6 +244,7 @@ func FuzzHandlerCaddyfile(f *testing.F) {
 		"access_keys {\n scope viewCollectors GET /a /b/*\n unmapped allow\n}",
 		"access_keys {\n realm \"x\"\n pass_credentials\n preflight respond\n}",
 		"access_keys {\n strict_paths off\n}",
+		"access_keys {\n usage off\n}",
 		"access_keys {\n scope a * *\n}",
 		"access_keys {\n scope {\n}",
 	} {

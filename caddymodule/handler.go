@@ -65,6 +65,13 @@ type Handler struct {
 	// off, for upstreams that need such paths.
 	StrictPaths *bool `json:"strict_paths,omitempty"`
 
+	// Usage counts the requests of existing keys through this handler for
+	// usage analytics (CONTRACT §9). Default: true; false leaves this
+	// handler's requests, allowed or refused, out of the keys' usage, for
+	// routes such as health checks whose traffic would only crowd it out.
+	// Last uses, the key policies and the usage limits are unaffected.
+	Usage *bool `json:"usage,omitempty"`
+
 	gate       gate
 	allowAny   bool
 	passPreflt bool
@@ -102,7 +109,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.gate.provision(ctx, h.Realm); err != nil {
 		return err
 	}
-	h.gate.countUsage = true
+	h.gate.countUsage = h.Usage == nil || *h.Usage
 	return nil
 }
 
@@ -129,7 +136,7 @@ func (h *Handler) Validate() error {
 // CORS allowlist (gate.check in gate.go, which reads on from credentials
 // to cache to Redis), the scope rules, the identity headers and
 // placeholders, then the next handler. Every request of an existing key is
-// counted for usage analytics (usagecount.go).
+// counted for usage analytics (usagecount.go), unless usage is off.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if !h.laxPaths && badRequestPath(r) {
 		h.refuseBadPath(w, r)
@@ -144,7 +151,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	ident := e.ident
 	if missing, mapped, err := h.missingScope(r, ident); err != nil {
-		h.gate.app.current().countUsage(ident.AccessID, usage.Status5xx)
+		if h.gate.countUsage {
+			h.gate.app.current().countUsage(ident.AccessID, usage.Status5xx)
+		}
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	} else if missing != "" || !mapped && !h.allowAny {
 		h.gate.reject(w, r, rejection{status: http.StatusForbidden, reason: "scope_missing", ident: ident, scope: missing})
@@ -190,6 +199,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		repl.Set("http.auth.user.id", e.vals[valOwner])
 		repl.Set("http.auth.user.access_id", e.vals[valAccessID])
 		repl.Set("http.auth.user.scopes", e.vals[valScopes])
+	}
+	if !h.gate.countUsage {
+		return next.ServeHTTP(w, r)
 	}
 	return serveCounted(h.gate.app.current(), e, w, r, next)
 }

@@ -293,6 +293,42 @@ func TestUsageTwoGatewaysAddUp(t *testing.T) {
 	e.waitCounts(t, 10*time.Second, map[string]usage.Counts{k.id: want, "": want})
 }
 
+// TestUsageOffSite sends a key's requests through a site whose handler
+// has `usage off` and through the counted one: only the latter's are
+// counted, while the former still authenticates and refuses as usual.
+func TestUsageOffSite(t *testing.T) {
+	e := newUsageEnv(t)
+	port := gatewaytest.FreePort(t)
+	g := startFleetGateway(t, e.upstream, fleetOptions{
+		redis: []string{e.redis.URL()}, prefix: e.prefix, extra: "usage_flush 1s",
+		sites: fmt.Sprintf(`http://127.0.0.1:%d {
+	access_keys {
+		usage off
+		scope viewCollectors GET /api/v1/collectors /api/v1/collectors/*
+	}
+	reverse_proxy %s
+}
+`, port, e.upstream.URL),
+	})
+	client := usageClient(t)
+	k := e.st.key(t, keystore.KeySpec{OwnerID: "u1"})
+	wrong := cred{k.id, keystore.NewAccessKey()}
+
+	offCol := fmt.Sprintf("http://127.0.0.1:%d/api/v1/collectors/", port)
+	sendN(t, client, 3, offCol+"200", &k, nil, http.StatusOK)
+	sendN(t, client, 1, offCol+"503", &k, nil, http.StatusServiceUnavailable)
+	sendN(t, client, 2, offCol+"200", &wrong, nil, http.StatusUnauthorized)
+	sendN(t, client, 1, fmt.Sprintf("http://127.0.0.1:%d/api/v1/search/x", port), &k, nil, http.StatusForbidden)
+
+	sendN(t, client, 2, g.collectors()+"/200", &k, nil, http.StatusOK)
+	sendN(t, client, 1, g.collectors()+"/200", &wrong, nil, http.StatusUnauthorized)
+	want := counts(usage.Status2xx, 2, usage.Unauthorized, 1)
+	e.waitCounts(t, 10*time.Second, map[string]usage.Counts{k.id: want, "": want})
+	// Two more flushes add nothing from the site with usage off.
+	time.Sleep(2500 * time.Millisecond)
+	e.waitCounts(t, 0, map[string]usage.Counts{k.id: want, "": want})
+}
+
 // TestUsageFlushedOnStop stops a gateway whose counts would be written
 // only an hour later: a clean shutdown writes what it holds.
 func TestUsageFlushedOnStop(t *testing.T) {
