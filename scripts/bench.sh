@@ -14,6 +14,7 @@
 #       as the Caddyfile configures it: with its in-memory hash cache
 #   (b') the same without the hash cache (JSON only): bcrypt per request
 #   (c) access_keys with cache hits + reverse_proxy
+#   (c') the same with `usage off`: (c) ÷ (c') is what usage counting costs
 #   (d) access_keys with cache misses (100k keys through a 1,000-entry
 #       cache) + reverse_proxy
 #   (e) respond alone, (f) access_keys + respond
@@ -61,7 +62,7 @@ go build -o "$work/caddy" ./cmd/caddy
 go build -o "$work/loadgen" ./cmd/loadgen
 lg="$work/loadgen"
 
-read -r P_REDIS P_MEMREDIS P_UP P_ADMIN P_A P_A2 P_B P_B2 P_C P_D P_E P_F <<<"$("$lg" ports 12)"
+read -r P_REDIS P_MEMREDIS P_UP P_ADMIN P_A P_A2 P_B P_B2 P_C P_C2 P_D P_E P_F <<<"$("$lg" ports 13)"
 
 # start_redis PORT DIR: a throwaway redis-server on loopback.
 start_redis() {
@@ -146,6 +147,14 @@ http://127.0.0.1:$P_C {
 	reverse_proxy 127.0.0.1:$P_UP
 }
 
+http://127.0.0.1:$P_C2 {
+	access_keys {
+		usage off
+		$scopes
+	}
+	reverse_proxy 127.0.0.1:$P_UP
+}
+
 http://127.0.0.1:$P_D {
 	access_keys {
 		$scopes
@@ -172,14 +181,14 @@ XDG_CONFIG_HOME="$work/xdg" XDG_DATA_HOME="$work/xdg" \
 	"$work/caddy" run --config "$work/caddy.json" >"$work/caddy.log" 2>&1 &
 caddy_pid=$!
 pids+=($caddy_pid)
-for p in $P_A $P_A2 $P_B $P_B2 $P_C $P_D $P_E $P_F; do
+for p in $P_A $P_A2 $P_B $P_B2 $P_C $P_C2 $P_D $P_E $P_F; do
 	wait_http "127.0.0.1:$p"
 done
 
 echo "bench: machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 "$lg" run -redis "redis://127.0.0.1:$P_REDIS/0" -prefix agbench \
 	-plain "127.0.0.1:$P_A" -plain-headers "127.0.0.1:$P_A2" -basic "127.0.0.1:$P_B" -basic-nocache "127.0.0.1:$P_B2" -basic-pass "$BASIC_PASS" \
-	-hits "127.0.0.1:$P_C" -misses "127.0.0.1:$P_D" \
+	-hits "127.0.0.1:$P_C" -hits-nousage "127.0.0.1:$P_C2" -misses "127.0.0.1:$P_D" \
 	-respond "127.0.0.1:$P_E" -keys-respond "127.0.0.1:$P_F" \
 	-limited -rounds "$ROUNDS" -phase "$PHASE" -c "$CONNS" -miss-keys "$MISS_KEYS" -caddy-pid "$caddy_pid" || {
 	echo "bench: load run failed; caddy log tail:" >&2

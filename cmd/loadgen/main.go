@@ -197,6 +197,7 @@ func run(args []string) error {
 	basicUser := fs.String("basic-user", "bench", "basic_auth user")
 	basicPass := fs.String("basic-pass", "", "basic_auth password")
 	hits := fs.String("hits", "", "address of (c) access_keys + reverse_proxy, cache hits")
+	hitsNoUsage := fs.String("hits-nousage", "", "address of (c') access_keys with usage off + reverse_proxy, cache hits")
 	limited := fs.Bool("limited", false, "also load (c) with keys under a rate limit (g), a quota (h) and a concurrency limit (i), none of them reached")
 	misses := fs.String("misses", "", "address of (d) access_keys + reverse_proxy, cache misses")
 	respond := fs.String("respond", "", "address of (e) respond")
@@ -299,6 +300,7 @@ func run(args []string) error {
 		{Name: "(b) basic_auth (bcrypt, Caddyfile: hash cache on) + reverse_proxy", Addr: *basic, Path: *path, Concurrency: *conc, Auth: basicAuth},
 		{Name: "(b') basic_auth (bcrypt, no hash cache) + reverse_proxy", Addr: *basicNoCache, Path: *path, Concurrency: *basicConc, Auth: basicAuth},
 		{Name: "(c) access_keys (hits) + reverse_proxy", Addr: *hits, Path: *path, Concurrency: *conc, Auth: hotAuth},
+		{Name: "(c') access_keys (hits, usage off) + reverse_proxy", Addr: *hitsNoUsage, Path: *path, Concurrency: *conc, Auth: hotAuth},
 		{Name: "(d) access_keys (misses) + reverse_proxy", Addr: *misses, Path: *path, Concurrency: *conc, Auth: coldAuth, Rotate: true},
 		{Name: "(e) respond", Addr: *respond, Path: *path, Concurrency: *conc, Auth: baseAuth},
 		{Name: "(f) access_keys (hits) + respond", Addr: *keysRespond, Path: *path, Concurrency: *conc, Auth: hotAuth},
@@ -417,6 +419,8 @@ func run(args []string) error {
 	pair("access_keys hits over a proxy adding the same headers", "(c)", "(a')")
 	pair("access_keys hits over a proxy sent the same upstream request", "(c)", "(a'')")
 	pair("forwarding the 3 identity headers instead of Authorization", "(a'')", "(a)")
+	pair("usage counting: hits counted over not", "(c)", "(c')")
+	pair("access_keys hits, usage off, over plain proxy", "(c')", "(a)")
 	pair("access_keys misses over hits", "(d)", "(c)")
 	pair("key rate limit over no limit", "(g)", "(c)")
 	pair("key rate limit over plain proxy", "(g)", "(a)")
