@@ -2,15 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"math/rand/v2"
+	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/accessgate/accessgate/internal/soak"
+	"github.com/accessgate/accessgate/mgmtapi/client"
 )
 
 // Pool bounds: below minPool keys the churn only creates, above maxPool
@@ -44,7 +46,7 @@ type member struct {
 // the management API, recording each change's start and completion in
 // the book.
 type churner struct {
-	api   *soak.API
+	api   *client.Client
 	book  *soak.Book
 	grace time.Duration
 	rng   *rand.Rand
@@ -57,7 +59,7 @@ type churner struct {
 	serial  int
 }
 
-func newChurner(api *soak.API, book *soak.Book, grace time.Duration) *churner {
+func newChurner(api *client.Client, book *soak.Book, grace time.Duration) *churner {
 	return &churner{api: api, book: book, grace: grace, rng: rand.New(rand.NewPCG(1, 2)), counts: map[string]int{}}
 }
 
@@ -134,7 +136,7 @@ func (c *churner) step(ctx context.Context) {
 func (c *churner) create(ctx context.Context) {
 	c.serial++
 	start := time.Now()
-	k, err := c.api.Create(ctx, fmt.Sprintf("soak-%d", c.serial), trafficScopes)
+	k, err := c.api.CreateAccessKey(ctx, "", client.CreateRequest{Label: fmt.Sprintf("soak-%d", c.serial), Scopes: trafficScopes})
 	end := time.Now()
 	if err != nil {
 		c.fail(ctx, "create", err)
@@ -153,7 +155,7 @@ func (c *churner) setDisabled(ctx context.Context, p int, disabled bool) {
 		what, after = "disable", soak.Invalid
 	}
 	start := time.Now()
-	err := c.api.SetDisabled(ctx, m.id, disabled)
+	_, err := c.api.UpdateAccessKey(ctx, m.id, client.UpdateRequest{Disabled: disabled})
 	end := time.Now()
 	if err != nil {
 		c.lose(ctx, p, what, start, end, err)
@@ -169,7 +171,7 @@ func (c *churner) setDisabled(ctx context.Context, p int, disabled bool) {
 func (c *churner) rotate(ctx context.Context, p int) {
 	m := c.pool[p]
 	start := time.Now()
-	k, err := c.api.Rotate(ctx, m.id)
+	k, err := c.api.RotateAccessKey(ctx, m.id)
 	end := time.Now()
 	if err != nil {
 		c.lose(ctx, p, "rotate", start, end, err)
@@ -187,7 +189,7 @@ func (c *churner) rotate(ctx context.Context, p int) {
 func (c *churner) delete(ctx context.Context, p int) {
 	m := c.pool[p]
 	start := time.Now()
-	err := c.api.Delete(ctx, m.id)
+	err := c.api.DeleteAccessKey(ctx, m.id)
 	end := time.Now()
 	if err != nil {
 		c.lose(ctx, p, "delete", start, end, err)
@@ -209,7 +211,8 @@ func (c *churner) lose(ctx context.Context, p int, what string, start, end time.
 	c.book.Record(m.cred, soak.Change{What: what + " (failed)", Start: start, End: end, After: soak.Unknown})
 	c.book.Retire(m.cred, end)
 	c.pool = slices.Delete(c.pool, p, p+1)
-	if strings.Contains(err.Error(), " 404 ") {
+	var ae *client.Error
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
 		c.markLost(m)
 	}
 }
@@ -240,10 +243,13 @@ func (c *churner) markLost(m member) {
 func (c *churner) check(ctx context.Context, since time.Time) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var stored map[string]soak.Key
+	stored := map[string]client.AccessKey{}
 	err := soak.WaitFor(ctx, 30*time.Second, "the key list", func() error {
-		var err error
-		stored, err = c.api.List(ctx)
+		keys, err := c.api.AllAccessKeys(ctx)
+		clear(stored)
+		for _, k := range keys {
+			stored[k.ID] = k
+		}
 		return err
 	})
 	now := time.Now()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/accessgate/accessgate/internal/soak"
+	"github.com/accessgate/accessgate/mgmtapi/client"
 )
 
 // adminOwner is the user whose key drives the management API.
@@ -149,9 +150,12 @@ http://127.0.0.1:%d {
 `, admin, soak.MasterName, sentinel, grace, site, mgmt, upstream)
 }
 
+// apiTimeout bounds one call of the management API.
+const apiTimeout = 10 * time.Second
+
 // bootstrap makes the user and key that drive the management API with
 // `caddy access-keys`, reading the Redis setup from gw's Caddyfile.
-func bootstrap(ctx context.Context, bin string, gw *soak.Gateway) (*soak.API, error) {
+func bootstrap(ctx context.Context, bin string, gw *soak.Gateway) (*client.Client, error) {
 	conf := filepath.Join(gw.Dir, "Caddyfile")
 	cli := func(args ...string) ([]byte, error) {
 		cmd := exec.CommandContext(ctx, bin, append(append([]string{"access-keys"}, args...), "--config", conf)...)
@@ -174,16 +178,16 @@ func bootstrap(ctx context.Context, bin string, gw *soak.Gateway) (*soak.API, er
 	if err != nil {
 		return nil, err
 	}
-	var k soak.Key
+	var k client.AccessKey
 	if err := json.Unmarshal(out, &k); err != nil {
 		return nil, fmt.Errorf("caddy access-keys create: %v: %s", err, out)
 	}
-	return soak.NewAPI(gw.Base, k.ID, k.Key), nil
+	return client.New(gw.Base+"/api/v1", k.ID, k.Key, &http.Client{Timeout: apiTimeout})
 }
 
 // soakFleet runs the traffic, churn, failovers and reloads for the
 // soak's duration, then judges the answers.
-func soakFleet(ctx context.Context, cfg config, rds *soak.Redis, gws []*soak.Gateway, api *soak.API) (*soak.Summary, time.Time, error) {
+func soakFleet(ctx context.Context, cfg config, rds *soak.Redis, gws []*soak.Gateway, api *client.Client) (*soak.Summary, time.Time, error) {
 	book := &soak.Book{}
 	ch := newChurner(api, book, cfg.grace)
 	for range minPool + 2 {
