@@ -59,6 +59,21 @@ func newBenchEnv(tb testing.TB, cacheSize, nKeys int, opts ...func(*App)) *bench
 		quietCaddyLog(tb)
 	}
 	e := &benchEnv{redis: redistest.Start(tb)}
+	// The keys are seeded before the state exists, so that the
+	// invalidations the seeding publishes (a role, the owners) cannot
+	// reach the state later, in the middle of a measurement or a test,
+	// and keep a credential loaded meanwhile out of the cache.
+	ctx := context.Background()
+	rdb := e.redis.Client(tb)
+	store := keystore.New(rdb, keystore.Options{Prefix: benchPrefix})
+	owners, err := loadgen.SeedOwners(ctx, store, 10)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.creds, err = loadgen.SeedKeys(ctx, rdb, loadgen.SeedOptions{Prefix: benchPrefix, Owners: owners, N: nKeys, Keep: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	cfg := App{
 		Redis:     []string{e.redis.URL()},
 		KeyPrefix: benchPrefix,
@@ -97,17 +112,6 @@ func newBenchEnv(tb testing.TB, cacheSize, nKeys int, opts ...func(*App)) *bench
 	st.rdb.AddHook(countHook{e})
 	e.st = st
 
-	ctx := context.Background()
-	rdb := e.redis.Client(tb)
-	store := keystore.New(rdb, keystore.Options{Prefix: benchPrefix})
-	owners, err := loadgen.SeedOwners(ctx, store, 10)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	e.creds, err = loadgen.SeedKeys(ctx, rdb, loadgen.SeedOptions{Prefix: benchPrefix, Owners: owners, N: nKeys, Keep: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
 	e.auths = make([][]string, len(e.creds))
 	for i, c := range e.creds {
 		e.auths[i] = []string{c.Authorization()}
