@@ -199,6 +199,11 @@ func (s *state) verify(ctx context.Context, k credKey, id, secret, client string
 			Policies: s.policy,
 		})
 		if err != nil {
+			if ae, ok := errors.AsType[*keystore.AuthError](err); ok && ae.Reason == keystore.ReasonUnknown {
+				// Remembered before the shared load ends, so that no
+				// request arriving after it looks the ID up again.
+				s.negative.Add(id, struct{}{}, time.Time{})
+			}
 			return nil, time.Time{}, nil, err
 		}
 		deadline := ident.Deadline
@@ -212,9 +217,6 @@ func (s *state) verify(ctx context.Context, k credKey, id, secret, client string
 	case err == nil:
 		s.metrics.count(outcomeVerified)
 	case errors.As(err, &ae):
-		if ae.Reason == keystore.ReasonUnknown {
-			s.negative.Add(id, struct{}{}, time.Time{})
-		}
 		s.failed(id, client)
 	}
 	return e, err
