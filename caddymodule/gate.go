@@ -184,9 +184,9 @@ func (s *state) verify(ctx context.Context, k credKey, id, secret, client string
 	}
 	// The budget counts from here, so that a wait for a load slot is
 	// part of it: a miss is answered within verifyTimeout, slot or not.
-	deadline := time.Now().Add(verifyTimeout)
+	budget := time.Now().Add(verifyTimeout)
 	e, _, err := s.auth.LoadMissed(ctx, k, func(ctx context.Context) (*entry, time.Time, []string, error) {
-		ctx, cancel := context.WithDeadline(ctx, deadline)
+		ctx, cancel := context.WithDeadline(ctx, budget)
 		defer cancel()
 		var ownerDeadline time.Time
 		ident, err := s.store.Verify(ctx, id, secret, keystore.VerifyOptions{
@@ -199,7 +199,8 @@ func (s *state) verify(ctx context.Context, k credKey, id, secret, client string
 			Policies: s.policy,
 		})
 		if err != nil {
-			if ae, ok := errors.AsType[*keystore.AuthError](err); ok && ae.Reason == keystore.ReasonUnknown {
+			var ae *keystore.AuthError
+			if errors.As(err, &ae) && ae.Reason == keystore.ReasonUnknown {
 				// Remembered before the shared load ends, so that no
 				// request arriving after it looks the ID up again.
 				s.negative.Add(id, struct{}{}, time.Time{})
