@@ -345,11 +345,13 @@ func (s *Store) ReplayChanges(ctx context.Context, pos ChangePosition, apply fun
 // argument of the XRANGE that reads them ("" when there is nothing to
 // read), or an error wrapping ErrChangesGap saying why they cannot be.
 //
-// The count of entries ever added is what proves that no history was
-// lost: a stream that Redis lost and started anew, or a failover to a
-// replica that missed entries, shows fewer entries added than pos, or, if
-// changes followed, a different number of entries after pos than the
-// difference (which ReplayChanges checks once it has read them).
+// The count of entries ever added, with the newest ID, is what proves
+// that no history was lost: a stream that Redis lost and started anew,
+// or a failover to a replica that missed entries, shows fewer entries
+// added than pos; or, if as many changes followed as were lost, the same
+// count with another newest ID; or, if more followed, a different number
+// of entries after pos than the difference (which ReplayChanges checks
+// once it has read them).
 func planReplay(pos ChangePosition, info ChangesInfo, margin time.Duration, limit int64) (string, error) {
 	switch {
 	case !pos.Known():
@@ -377,6 +379,11 @@ func planReplay(pos ChangePosition, info ChangesInfo, margin time.Duration, limi
 		return start.String(), nil
 	}
 	if missed == 0 {
+		if info.Last != pos.ID {
+			// As many entries were added as were lost: the count alone
+			// cannot tell, the newest ID can.
+			return "", gapError("the changes stream has lost history (its newest entry is not the position's, with as many entries added)")
+		}
 		return "", nil
 	}
 	return "(" + pos.ID.String(), nil

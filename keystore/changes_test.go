@@ -47,6 +47,8 @@ func TestPlanReplay(t *testing.T) {
 		{"position of a Redis without entries-added", ChangePosition{ID: pos.ID}, info(7), 0, "", "no position"},
 		{"stream gone", pos, ChangesInfo{}, 0, "", "gone"},
 		{"fewer entries added", pos, with(info(0), func(i *ChangesInfo) { i.Added = 40; i.Length = 40 }), 0, "", "lost history"},
+		{"as many lost as added since", pos, with(info(0), func(i *ChangesInfo) { i.Last = id(105_000, 0) }), 0, "", "lost history"},
+		{"cluster: position older than the margin, as many lost as added", old, with(info(0), func(i *ChangesInfo) { i.Last = id(105_000, 0) }), margin, "", "lost history"},
 		{"last ID before the position", pos, with(info(0), func(i *ChangesInfo) { i.Last = id(99_000, 0) }), 0, "", "lost history"},
 		{"more missed than replayed", pos, info(101), 0, "", "more than"},
 		{"missed ones trimmed", pos, with(info(20), func(i *ChangesInfo) { i.Length = 10; i.First = id(100_400, 0) }), 0, "", "trimmed"},
