@@ -164,10 +164,15 @@ func (s *state) listen(ctx context.Context, again bool, tr *changesTracker) erro
 			if again {
 				s.recoverMissed(ctx, tr)
 			} else {
-				// The first subscription has nothing to recover: the
-				// caches started empty.
+				// The first subscription: requests served before it was
+				// confirmed may have cached what a change it did not hear
+				// of made stale, so the caches are flushed, after the
+				// position is read. Every change before the read is then
+				// in what is loaded after the flush, and every one after
+				// it reaches this subscription or a replay from it.
 				info, _ := s.changesInfo(ctx)
 				tr.pos = info.Position()
+				s.flush("")
 			}
 			pending = tr.pos
 			confirmed = true
