@@ -188,7 +188,7 @@ func (s *Store) CreateKey(ctx context.Context, spec KeySpec, op Operator) (*Key,
 
 // insertKey writes a new record (never overwriting one) and its indexes.
 func (s *Store) insertKey(ctx context.Context, k *Key) error {
-	b := encodeKey(k)
+	b := s.encode(ctx, k)
 	ok, err := s.rdb.SetNX(ctx, s.keyKey(k.ID), b, 0).Result()
 	if err != nil {
 		return err
@@ -221,7 +221,7 @@ func (s *Store) unindexKey(ctx context.Context, k *Key) error {
 	pipe.SRem(ctx, s.ownerKeysKey(k.OwnerID), k.ID)
 	s.queueUnindexDue(ctx, pipe, []string{k.ID})
 	pipe.HDel(ctx, s.lastUsedKey(shardOf(k.ID)), k.ID)
-	if !s.dueLayout.Load() {
+	if s.inUpgrade(ctx) {
 		pipe.HDel(ctx, s.legacyLastUsedKey(), k.ID)
 	}
 	_, err := pipe.Exec(ctx)
@@ -354,7 +354,7 @@ func (s *Store) UpdateKey(ctx context.Context, id string, u KeyUpdate, op Operat
 		}
 		k.ModifiedAt, k.ModifiedBy = now, op.ID
 		k.Version++
-		b := encodeKey(k)
+		b := s.encode(ctx, k)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.keyKey(id), b, redis.KeepTTL)
 			if err := s.announceKey(ctx, p, k); err != nil {

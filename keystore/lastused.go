@@ -51,7 +51,7 @@ func (s *Store) RecordLastUsed(ctx context.Context, uses map[string]time.Time) e
 	for id, t := range uses {
 		ms[id] = t.UnixMilli()
 	}
-	if !s.onDueLayout(ctx) {
+	if s.inUpgrade(ctx) {
 		if err := s.recordLegacyLastUsed(ctx, ms); err != nil {
 			return err
 		}

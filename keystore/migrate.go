@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,7 +22,8 @@ const schemaRecheck = 5 * time.Second
 // legacyLastUsedTTL is how long the schema-1 last-use hash survives the
 // migration. Instances of the previous version, still running during a
 // rolling upgrade, read and write it: deleting it at once would make them
-// judge every key unused since its activation.
+// judge every key unused since its activation. This version writes it
+// too meanwhile, and the repair merges it into the shards (upgrade.go).
 const legacyLastUsedTTL = 24 * time.Hour
 
 // migrateLeaseTTL is the lease of the migration (extended while it runs).
@@ -79,8 +81,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 }
 
 func (s *Store) migrate(ctx context.Context) error {
+	var held atomic.Bool // the store holds records: old instances may run
 	err := s.scanAll(ctx, s.prefix+":key:{*}", func(ctx context.Context, names []string) error {
 		ids := idsOfRecordNames(s, names)
+		if len(ids) > 0 {
+			held.Store(true)
+		}
 		recs, err := s.records(ctx, ids)
 		if err != nil {
 			return err
@@ -108,6 +114,13 @@ func (s *Store) migrate(ctx context.Context) error {
 		return s.recordShards(ctx, uses, false)
 	})
 	if err != nil {
+		return err
+	}
+	compactAt := s.now()
+	if held.Load() {
+		compactAt = compactAt.Add(upgradeWindow)
+	}
+	if err := s.setCompactAfter(ctx, compactAt); err != nil {
 		return err
 	}
 	if err := s.rdb.Set(ctx, s.schemaKey(), schemaDue, 0).Err(); err != nil {

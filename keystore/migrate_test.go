@@ -40,7 +40,7 @@ func newOldStore(t *testing.T) *fixture {
 	t.Helper()
 	f := newFixture(t)
 	// The fixture migrated the empty store; its lease lasts a minute.
-	if err := f.rdb.Del(f.ctx, "ag:schema", "ag:lock:migrate").Err(); err != nil {
+	if err := f.rdb.Del(f.ctx, "ag:schema", "ag:schema:compact", "ag:lock:migrate").Err(); err != nil {
 		t.Fatal(err)
 	}
 	return f

@@ -79,6 +79,11 @@ func (s *Store) RepairIndexes(ctx context.Context) (RepairResult, error) {
 		res.LastUsedRemoved += n
 		return res, err
 	}
+	// Uses recorded by instances of the previous version during a rolling
+	// upgrade are in the schema-1 hash only.
+	if err := s.mergeLegacyLastUsed(ctx); err != nil {
+		return res, err
+	}
 	// An instance of the previous version that outlived the migration
 	// window may have written the schema-1 hash again.
 	if ttl, err := s.rdb.PTTL(ctx, s.legacyLastUsedKey()).Result(); err == nil && ttl == -1 {

@@ -60,7 +60,7 @@ func (s *Store) rotateOnce(ctx context.Context, id string, op Operator) (*Key, s
 		nk.Disabled, nk.DisabledReason = false, ""
 	}
 	// 1. The new record, pending: it cannot authenticate yet.
-	b := encodeKey(&nk)
+	b := s.encode(ctx, &nk)
 	if ok, err := s.rdb.SetNX(ctx, s.keyKey(nk.ID), b, 0).Result(); err != nil || !ok {
 		if err == nil {
 			err = &ConflictError{Code: "accessKey:id_collision", Message: "generated access ID already exists; try again"}
@@ -84,7 +84,7 @@ func (s *Store) rotateOnce(ctx context.Context, id string, op Operator) (*Key, s
 		}
 		k.GraceUntil, k.ReplacedBy, k.ModifiedAt, k.ModifiedBy = now.Add(s.grace), nk.ID, now, op.ID
 		k.Version++
-		rb := encodeKey(k)
+		rb := s.encode(ctx, k)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.keyKey(id), rb, 0)
 			// Relative, so that a clock skew between this instance and
@@ -159,7 +159,7 @@ func (s *Store) goLive(ctx context.Context, old *Key, newID, secretHash string, 
 			return rotatedConflict(old)
 		}
 		k.Pending, k.SecretHash = false, secretHash
-		nb := encodeKey(&k)
+		nb := s.encode(ctx, &k)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.keyKey(newID), nb, 0)
 			return nil

@@ -33,5 +33,8 @@ func (s *Store) QueueSeed(ctx context.Context, p redis.Pipeliner, k *Key, lastUs
 // a store written entirely by this version, such as one filled with
 // QueueSeed.
 func (s *Store) MarkLayout(ctx context.Context) error {
+	if err := s.setCompactAfter(ctx, time.Time{}); err != nil {
+		return err
+	}
 	return s.rdb.Set(ctx, s.schemaKey(), schemaDue, 0).Err()
 }

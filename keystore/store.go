@@ -63,6 +63,10 @@ type Store struct {
 	// read while it was not.
 	dueLayout     atomic.Bool
 	schemaChecked atomic.Int64
+	// compact is set once records may be written in the compact layout
+	// (upgrade.go); compactChecked is when that was last read while not.
+	compact        atomic.Bool
+	compactChecked atomic.Int64
 	// reads batches the Redis reads of concurrent verifications.
 	reads *recordReader
 }

@@ -299,7 +299,7 @@ func (s *Store) deactivateBySweep(ctx context.Context, id string, reason Reason)
 			k.DisabledReason = DisabledUnused
 		}
 		k.Version++
-		b := encodeKey(k)
+		b := s.encode(ctx, k)
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, s.keyKey(id), b, redis.KeepTTL)
 			if err := s.announce(ctx, p, invalidateKeyPrefix+id); err != nil {
