@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -297,9 +296,9 @@ func (s *Store) recordShards(ctx context.Context, uses map[string]int64, members
 	return err
 }
 
-func isNoScript(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
-}
+// isNoScript reports whether err says Redis no longer holds a script
+// (the first EVALSHA after a restart or SCRIPT FLUSH).
+func isNoScript(err error) bool { return redis.HasErrorPrefix(err, "NOSCRIPT") }
 
 // msTime converts stored milliseconds to a time (zero for 0).
 func msTime(ms int64) time.Time {

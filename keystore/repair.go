@@ -102,7 +102,7 @@ func (s *Store) repairRecords(ctx context.Context, ids []string, res *RepairResu
 	}
 	type check struct {
 		k                  *Key
-		listed, owned      *redis.FloatCmd
+		listed             *redis.FloatCmd
 		inOwner            *redis.BoolCmd
 		inExpiry, inUnused *redis.FloatCmd
 	}
@@ -263,11 +263,6 @@ func (s *Store) repairMembers(ctx context.Context, scan func(uint64) ([]string, 
 		}
 		cursor = next
 	}
-}
-
-func isNotFound(err error) bool {
-	_, ok := err.(*NotFoundError)
-	return ok
 }
 
 // scanAll runs fn on batches of key names matching pattern, on every

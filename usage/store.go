@@ -210,9 +210,9 @@ func (s *Store) Write(ctx context.Context, ds []Delta) ([]Delta, error) {
 	return unwritten, firstErr
 }
 
-func isNoScript(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
-}
+// isNoScript reports whether err says Redis no longer holds a script
+// (the first EVALSHA after a restart or SCRIPT FLUSH).
+func isNoScript(err error) bool { return redis.HasErrorPrefix(err, "NOSCRIPT") }
 
 // addArgs returns the keys and arguments of addCounts that add c to the
 // minute, hour and day buckets holding minute of id.
