@@ -29,8 +29,8 @@ type ImportOptions struct {
 	// that is there already.
 	Resume bool
 	// Merge imports into a store that already holds keys, users, service
-	// accounts or roles that no import of this file wrote. Without it
-	// such a store is refused before anything is written.
+	// accounts or roles that no unfinished import of this file wrote.
+	// Without it such a store is refused before anything is written.
 	Merge bool
 	// BatchSize is the number of records per pipeline;
 	// DefaultImportBatch when zero or negative.
@@ -76,7 +76,8 @@ func (e *ImportError) Error() string {
 func (e *ImportError) Unwrap() error { return e.Err }
 
 // ErrStoreNotEmpty is returned by an import into a store that holds
-// records no import of the same file wrote, unless ImportOptions.Merge.
+// records no unfinished import of the same file wrote, unless
+// ImportOptions.Merge.
 var ErrStoreNotEmpty = errors.New("the store already holds records")
 
 // ErrTruncated is returned when an import file ends without its end line.
@@ -98,8 +99,8 @@ func (s *Store) importMarker() string { return s.prefix + ":import" }
 //
 // The first invalid line stops the import with an *ImportError naming
 // it; the records before it are imported. A store that holds records
-// not written by an import of this file is refused (ErrStoreNotEmpty)
-// unless opts.Merge. One AccessKeysImported audit event records each
+// not written by an unfinished import of this file is refused
+// (ErrStoreNotEmpty) unless opts.Merge. One AccessKeysImported audit event records each
 // import that passed these checks, and one invalidation message asks
 // every gateway to drop its cache when anything was written.
 func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (ImportSummary, error) {
@@ -201,7 +202,11 @@ func (im *importer) begin(ctx context.Context, hdr exportHeader) (int, error) {
 		return 0, err
 	}
 	same := marker["exportId"] == hdr.ExportID
-	if !same && !im.opts.Merge {
+	// Only an import of this file that has not completed may go on into
+	// the store it left non-empty: once complete, the store is the
+	// operator's again, and keys deleted since must not come back.
+	unfinished := same && marker["complete"] != "1"
+	if !unfinished && !im.opts.Merge {
 		c, err := s.Counts(ctx)
 		if err != nil {
 			return 0, err

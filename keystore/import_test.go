@@ -204,8 +204,12 @@ func TestImportIntoNonEmptyStore(t *testing.T) {
 			t.Errorf("%s: %s before, %s after the merge", id, a, b)
 		}
 	}
-	// The same file again needs no Merge: the store holds its import.
-	if again, err := dst.Import(ctx, bytes.NewReader(file), ImportOptions{}); err != nil || again.Written != 0 {
+	// The same file again, once imported, is refused like any other
+	// without Merge, and writes nothing with it.
+	if _, err := dst.Import(ctx, bytes.NewReader(file), ImportOptions{}); !errors.Is(err, ErrStoreNotEmpty) {
+		t.Errorf("import of the same file again without merge: %v, want ErrStoreNotEmpty", err)
+	}
+	if again, err := dst.Import(ctx, bytes.NewReader(file), ImportOptions{Merge: true}); err != nil || again.Written != 0 {
 		t.Errorf("import of the same file again: %+v, %v", again, err)
 	}
 }
@@ -243,5 +247,32 @@ func TestImportKeepsWhatIsLeftOfAGrace(t *testing.T) {
 				t.Errorf("record TTL %v, want the 6 minutes left of its grace", ttl)
 			}
 		})
+	}
+}
+
+// TestImportAgainDoesNotResurrect: once an import completed, the store is
+// the operator's: a key deleted since does not come back by importing the
+// same file again without Merge, which is refused like any import into a
+// store that is not empty.
+func TestImportAgainDoesNotResurrect(t *testing.T) {
+	src := New(redistest.Start(t).Client(t), Options{Prefix: "ag"})
+	sd := seedStore(t, src, 10)
+	file, _ := exportOf(t, src)
+
+	rdb := redistest.Start(t).Client(t)
+	dst := New(rdb, Options{Prefix: "ag"})
+	ctx := context.Background()
+	if sum, err := dst.Import(ctx, bytes.NewReader(file), ImportOptions{}); err != nil || !sum.Complete {
+		t.Fatalf("import: %+v, %v", sum, err)
+	}
+	if err := dst.DeleteKey(ctx, sd.disabled, testOp); err != nil {
+		t.Fatal(err)
+	}
+	_, err := dst.Import(ctx, bytes.NewReader(file), ImportOptions{})
+	if !errors.Is(err, ErrStoreNotEmpty) {
+		t.Errorf("import of the same file again after a delete: %v, want ErrStoreNotEmpty", err)
+	}
+	if n := rdb.Exists(ctx, dst.keyKey(sd.disabled)).Val(); n != 0 {
+		t.Errorf("the deleted key %s is back after importing the same file again", sd.disabled)
 	}
 }
