@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -274,5 +275,41 @@ func TestImportAgainDoesNotResurrect(t *testing.T) {
 	}
 	if n := rdb.Exists(ctx, dst.keyKey(sd.disabled)).Val(); n != 0 {
 		t.Errorf("the deleted key %s is back after importing the same file again", sd.disabled)
+	}
+}
+
+// TestImportDuplicateInBatch: a key that comes twice in one batch is kept
+// in its newest version, whichever line comes last, and counted written
+// once.
+func TestImportDuplicateInBatch(t *testing.T) {
+	src := New(redistest.Start(t).Client(t), Options{Prefix: "ag"})
+	seedStore(t, src, 5)
+	file, esum := exportOf(t, src)
+	lines := exportLines(strings.Split(strings.TrimSuffix(string(file), "\n"), "\n"))
+	k := lines.firstOf(t, recordKey)
+	id := lines.keyIDsFrom(k)[0]
+	version := func(v int) string {
+		return lines.edit(t, k, func(m map[string]any) { m["key"].(map[string]any)["version"] = v })[k-1]
+	}
+	end := len(lines)
+	for _, order := range [][2]int{{9, 1}, {1, 9}} {
+		t.Run(fmt.Sprintf("%d then %d", order[0], order[1]), func(t *testing.T) {
+			in := append(exportLines(nil), lines[:k-1]...)
+			in = append(in, version(order[0]), version(order[1]))
+			in = append(in, lines[k:end-1]...)
+			in = append(in, fmt.Sprintf(`{"kind":"end","records":%d}`, esum.Records+1))
+			dst := New(redistest.Start(t).Client(t), Options{Prefix: "ag"})
+			sum, err := dst.Import(context.Background(), bytes.NewReader(in.join()), ImportOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Written != esum.Records || sum.Skipped != 1 {
+				t.Errorf("import %+v, want %d written and the older copy skipped", sum, esum.Records)
+			}
+			got, err := dst.rawKey(context.Background(), id)
+			if err != nil || got.Version != 9 {
+				t.Fatalf("key %s after the import: %+v, %v; want version 9", id, got, err)
+			}
+		})
 	}
 }
