@@ -120,7 +120,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 		return im.sum, err
 	}
 	err = im.records(ctx, skipThrough)
-	s.importDone(ctx, im.sum, opts.Operator, err)
+	s.importDone(ctx, im.sum, im.wrote, opts.Operator, err)
 	return im.sum, err
 }
 
@@ -131,6 +131,10 @@ type importer struct {
 	sc   *bufio.Scanner
 	line int
 	sum  ImportSummary
+	// wrote is set once a write of records was sent to Redis, whether
+	// it succeeded or not: a write that failed may have been applied in
+	// part.
+	wrote bool
 }
 
 // next reads the next line; false at the end of the input or on a read
@@ -320,11 +324,11 @@ type lineRecord struct {
 	rec  exportRecord
 }
 
-// importDone announces an import that wrote anything and records it in
-// the audit stream, whether it completed or not.
-func (s *Store) importDone(ctx context.Context, sum ImportSummary, op Operator, err error) {
+// importDone announces an import that wrote anything, or tried to, and
+// records it in the audit stream, whether it completed or not.
+func (s *Store) importDone(ctx context.Context, sum ImportSummary, wrote bool, op Operator, err error) {
 	ctx = context.WithoutCancel(ctx)
-	if sum.Written > 0 {
+	if wrote {
 		_, _ = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			return s.announce(ctx, p, invalidateAll)
 		})

@@ -109,6 +109,9 @@ func (im *importer) flush(ctx context.Context, batch []lineRecord) error {
 	if err := s.indexImported(ctx, writes); err != nil {
 		return err
 	}
+	if len(writes) > 0 {
+		im.wrote = true
+	}
 	if err := s.writeImported(ctx, writes); err != nil {
 		return err
 	}
