@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -76,4 +77,30 @@ func TestImportAnnouncesAPartialWrite(t *testing.T) {
 		}
 	}
 	t.Errorf("changes stream %v after an import that wrote part of a batch, want the invalidation of all", msgs)
+}
+
+// TestExportRotatedOutWithoutTTL: a key rotated out whose record lost its
+// TTL is exported with its graceUntil as the time its record expires, so
+// that the import of the export takes it, with the rest of its grace.
+func TestExportRotatedOutWithoutTTL(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	src := New(rdb, Options{Prefix: "ag", RotationGrace: 10 * time.Minute})
+	sd := seedStore(t, src, 5)
+	ctx := context.Background()
+	if err := rdb.Persist(ctx, src.keyKey(sd.rotatedOut)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	file, esum := exportOf(t, src)
+	if esum.RotatedKeys != 1 {
+		t.Fatalf("export %+v, want the key rotated out", esum)
+	}
+	dst := New(redistest.Start(t).Client(t), Options{Prefix: "ag"})
+	sum, err := dst.Import(ctx, bytes.NewReader(file), ImportOptions{})
+	if err != nil || !sum.Complete || sum.Written != esum.Records {
+		t.Fatalf("import of the export: %+v, %v", sum, err)
+	}
+	ttl := dst.Client().PTTL(ctx, dst.keyKey(sd.rotatedOut)).Val()
+	if ttl <= 9*time.Minute || ttl > 10*time.Minute {
+		t.Errorf("record of the key rotated out has TTL %v after the import, want the rest of its grace", ttl)
+	}
 }
