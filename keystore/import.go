@@ -273,7 +273,7 @@ func (im *importer) records(ctx context.Context, skipThrough int) error {
 			}
 			continue
 		}
-		rec, err := parseRecord(im.sc.Bytes())
+		rec, err := parseRecord(im.sc.Bytes(), im.s.Now())
 		if err != nil {
 			return errors.Join(flush(), &ImportError{Line: im.line, Err: err})
 		}
