@@ -316,8 +316,9 @@ func (ex *exporter) keys(ctx context.Context) error {
 }
 
 // recordExpiries sets RecordExpiresAt on the records of keys rotated out,
-// whose Redis record expires at the end of their grace, and drops those
-// that expired meanwhile.
+// whose Redis record expires at the end of their grace (at graceUntil
+// for a record that has no TTL), and drops those that expired meanwhile
+// or that have no grace at all.
 func (ex *exporter) recordExpiries(ctx context.Context, recs []exportRecord) ([]exportRecord, error) {
 	pipe := ex.s.rdb.Pipeline()
 	ttls := make(map[int]*redis.DurationCmd)
@@ -340,8 +341,16 @@ func (ex *exporter) recordExpiries(ctx context.Context, recs []exportRecord) ([]
 			if ttl == -2 || ttl == 0 { // gone (go-redis keeps -2 and -1 as they are)
 				continue
 			}
-			if ttl > 0 {
+			switch {
+			case ttl > 0:
 				t := now.Add(ttl)
+				rec.RecordExpiresAt = &t
+			case rec.Key.GraceUntil.IsZero():
+				continue // no grace, never to work again: import refuses it
+			default:
+				// A record without a TTL (PERSIST, a restore) lives on,
+				// but its key works only until the end of its grace.
+				t := rec.Key.GraceUntil.UTC()
 				rec.RecordExpiresAt = &t
 			}
 		}

@@ -29,8 +29,8 @@ type ImportOptions struct {
 	// that is there already.
 	Resume bool
 	// Merge imports into a store that already holds keys, users, service
-	// accounts or roles that no import of this file wrote. Without it
-	// such a store is refused before anything is written.
+	// accounts or roles that no unfinished import of this file wrote.
+	// Without it such a store is refused before anything is written.
 	Merge bool
 	// BatchSize is the number of records per pipeline;
 	// DefaultImportBatch when zero or negative.
@@ -76,7 +76,8 @@ func (e *ImportError) Error() string {
 func (e *ImportError) Unwrap() error { return e.Err }
 
 // ErrStoreNotEmpty is returned by an import into a store that holds
-// records no import of the same file wrote, unless ImportOptions.Merge.
+// records no unfinished import of the same file wrote, unless
+// ImportOptions.Merge.
 var ErrStoreNotEmpty = errors.New("the store already holds records")
 
 // ErrTruncated is returned when an import file ends without its end line.
@@ -98,8 +99,8 @@ func (s *Store) importMarker() string { return s.prefix + ":import" }
 //
 // The first invalid line stops the import with an *ImportError naming
 // it; the records before it are imported. A store that holds records
-// not written by an import of this file is refused (ErrStoreNotEmpty)
-// unless opts.Merge. One AccessKeysImported audit event records each
+// not written by an unfinished import of this file is refused
+// (ErrStoreNotEmpty) unless opts.Merge. One AccessKeysImported audit event records each
 // import that passed these checks, and one invalidation message asks
 // every gateway to drop its cache when anything was written.
 func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (ImportSummary, error) {
@@ -119,7 +120,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts ImportOptions) (Im
 		return im.sum, err
 	}
 	err = im.records(ctx, skipThrough)
-	s.importDone(ctx, im.sum, opts.Operator, err)
+	s.importDone(ctx, im.sum, im.wrote, opts.Operator, err)
 	return im.sum, err
 }
 
@@ -130,6 +131,10 @@ type importer struct {
 	sc   *bufio.Scanner
 	line int
 	sum  ImportSummary
+	// wrote is set once a write of records was sent to Redis, whether
+	// it succeeded or not: a write that failed may have been applied in
+	// part.
+	wrote bool
 }
 
 // next reads the next line; false at the end of the input or on a read
@@ -201,7 +206,11 @@ func (im *importer) begin(ctx context.Context, hdr exportHeader) (int, error) {
 		return 0, err
 	}
 	same := marker["exportId"] == hdr.ExportID
-	if !same && !im.opts.Merge {
+	// Only an import of this file that has not completed may go on into
+	// the store it left non-empty: once complete, the store is the
+	// operator's again, and keys deleted since must not come back.
+	unfinished := same && marker["complete"] != "1"
+	if !unfinished && !im.opts.Merge {
 		c, err := s.Counts(ctx)
 		if err != nil {
 			return 0, err
@@ -264,7 +273,7 @@ func (im *importer) records(ctx context.Context, skipThrough int) error {
 			}
 			continue
 		}
-		rec, err := parseRecord(im.sc.Bytes())
+		rec, err := parseRecord(im.sc.Bytes(), im.s.Now())
 		if err != nil {
 			return errors.Join(flush(), &ImportError{Line: im.line, Err: err})
 		}
@@ -315,11 +324,11 @@ type lineRecord struct {
 	rec  exportRecord
 }
 
-// importDone announces an import that wrote anything and records it in
-// the audit stream, whether it completed or not.
-func (s *Store) importDone(ctx context.Context, sum ImportSummary, op Operator, err error) {
+// importDone announces an import that wrote anything, or tried to, and
+// records it in the audit stream, whether it completed or not.
+func (s *Store) importDone(ctx context.Context, sum ImportSummary, wrote bool, op Operator, err error) {
 	ctx = context.WithoutCancel(ctx)
-	if sum.Written > 0 {
+	if wrote {
 		_, _ = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			return s.announce(ctx, p, invalidateAll)
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -30,12 +31,21 @@ func (im *importer) flush(ctx context.Context, batch []lineRecord) error {
 	now := s.Now()
 	var writes []pendingWrite
 	var uses []lastUse
+	// pending maps a record's kind and ID to its write in writes, so that
+	// a record that comes twice in a batch is compared with the copy the
+	// batch writes as well as with Redis: the newest wins, written once.
+	pending := map[string]int{}
 	for i, lr := range batch {
 		rec := lr.rec
 		w := pendingWrite{rec: &batch[i].rec}
+		id := pendingID(rec)
+		j, dup := pending[id]
 		switch rec.Kind {
 		case recordKey:
 			cur := held[i].key
+			if dup {
+				cur = writes[j].rec.Key
+			}
 			newer := cur == nil || cur.Version < rec.Key.Version
 			if newer && rec.RecordExpiresAt != nil {
 				w.ttl = rec.RecordExpiresAt.Sub(now)
@@ -54,26 +64,53 @@ func (im *importer) flush(ctx context.Context, batch []lineRecord) error {
 				continue
 			}
 		case recordOwner:
-			if cur := held[i].owner; cur != nil && !cur.ModifiedAt.Before(rec.Owner.ModifiedAt) {
+			cur := held[i].owner
+			if dup {
+				cur = writes[j].rec.Owner
+			}
+			if cur != nil && !cur.ModifiedAt.Before(rec.Owner.ModifiedAt) {
 				im.sum.Skipped++
 				continue
 			}
 		case recordRole:
-			if cur := held[i].role; cur != nil && !cur.ModifiedAt.Before(rec.Role.ModifiedAt) {
+			cur := held[i].role
+			if dup {
+				cur = writes[j].rec.Role
+			}
+			if cur != nil && !cur.ModifiedAt.Before(rec.Role.ModifiedAt) {
 				im.sum.Skipped++
 				continue
 			}
 		case recordPolicies:
-			w.policy = newerPolicies(rec.Policies, held[i].policies)
+			cur := held[i].policies
+			if dup {
+				cur = withPolicyFields(cur, writes[j].policy)
+			}
+			w.policy = newerPolicies(rec.Policies, cur)
 			if len(w.policy) == 0 {
 				im.sum.Skipped++
 				continue
 			}
+			if dup {
+				// Later fields of one HSET override earlier ones.
+				w.policy = append(writes[j].policy, w.policy...)
+			}
 		}
+		if dup {
+			// This copy replaces the one the batch was to write, which
+			// counts as skipped.
+			writes[j] = w
+			im.sum.Skipped++
+			continue
+		}
+		pending[id] = len(writes)
 		writes = append(writes, w)
 	}
 	if err := s.indexImported(ctx, writes); err != nil {
 		return err
+	}
+	if len(writes) > 0 {
+		im.wrote = true
 	}
 	if err := s.writeImported(ctx, writes); err != nil {
 		return err
@@ -82,6 +119,32 @@ func (im *importer) flush(ctx context.Context, batch []lineRecord) error {
 	n, err := s.importLastUsed(ctx, uses)
 	im.sum.LastUsedWritten += n
 	return err
+}
+
+// pendingID names the record rec is a copy of: its kind and ID.
+func pendingID(rec exportRecord) string {
+	switch rec.Kind {
+	case recordKey:
+		return recordKey + ":" + rec.Key.ID
+	case recordOwner:
+		return recordOwner + ":" + rec.Owner.ID
+	case recordRole:
+		return recordRole + ":" + rec.Role.ID
+	}
+	return rec.Kind
+}
+
+// withPolicyFields returns a copy of the policy hash cur with the fields
+// (name, value pairs) set.
+func withPolicyFields(cur map[string]string, fields []any) map[string]string {
+	out := maps.Clone(cur)
+	if out == nil {
+		out = map[string]string{}
+	}
+	for i := 0; i+1 < len(fields); i += 2 {
+		out[fmt.Sprint(fields[i])] = fmt.Sprint(fields[i+1])
+	}
+	return out
 }
 
 // heldRecord is what Redis holds of one record of a batch; nil when

@@ -3,6 +3,7 @@ package keystore
 import (
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 // FuzzParseRecord: whatever a line of an import file holds, parseRecord
@@ -16,8 +17,9 @@ func FuzzParseRecord(f *testing.F) {
 	f.Add([]byte(`{"kind":"key","key":{"id":"suAAAAAAAAAAAA","secretHash":"` + HashSecret("x") + `","label":"k","ownerId":"alice","ownerKind":"user","corsHeaders":["https://a.example.com"],"disabled":false,"createdAt":"2026-01-02T03:04:05Z","createdBy":"a","modifiedAt":"2026-01-02T03:04:05Z","modifiedBy":"a","issuedAt":"2026-01-02T03:04:05Z","activatedAt":"2026-01-02T03:04:05Z","version":1,"replacedBy":"suBBBBBBBBBBBB","graceUntil":"2026-01-02T03:09:05Z"},"recordExpiresAt":"2026-01-02T03:09:06Z"}`))
 	f.Add([]byte(`{"kind":"key","key":null}`))
 	f.Add([]byte(`null`))
+	now := time.Now()
 	f.Fuzz(func(t *testing.T, line []byte) {
-		rec, err := parseRecord(line)
+		rec, err := parseRecord(line, now)
 		if err != nil {
 			return
 		}
@@ -25,7 +27,7 @@ func FuzzParseRecord(f *testing.F) {
 		if err != nil {
 			t.Fatalf("accepted record does not encode: %v", err)
 		}
-		again, err := parseRecord(b)
+		again, err := parseRecord(b, now)
 		if err != nil {
 			t.Fatalf("accepted %s, refused its encoding %s: %v", line, b, err)
 		}

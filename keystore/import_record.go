@@ -3,15 +3,26 @@ package keystore
 import (
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/accessgate/accessgate/limits"
 )
 
-// parseRecord decodes and checks one record line of an export. An import
-// file is outside input: a record that the store could not have written
-// itself is refused, so that nothing an import writes can break a reader.
-func parseRecord(b []byte) (exportRecord, error) {
+// maxImportSkew is how far past now a time of an imported record may be:
+// the clocks of the exporting and importing instances may differ.
+const maxImportSkew = 5 * time.Minute
+
+// maxImportVersion bounds the version of an imported key record, far
+// beyond what its writes reach, so that the store's Version++ on it
+// cannot overflow.
+const maxImportVersion = 1 << 40
+
+// parseRecord decodes and checks one record line of an export, read at
+// now. An import file is outside input: a record that the store could
+// not have written itself is refused, so that nothing an import writes
+// can break a reader.
+func parseRecord(b []byte, now time.Time) (exportRecord, error) {
 	var rec exportRecord
 	if err := strictDecode(b, &rec); err != nil {
 		return rec, fmt.Errorf("invalid JSON: %w", err)
@@ -45,15 +56,28 @@ func parseRecord(b []byte) (exportRecord, error) {
 	if rec.Kind != recordKey && (rec.LastUsed != nil || rec.RecordExpiresAt != nil) {
 		return rec, fmt.Errorf("lastUsed and recordExpiresAt belong to key records only")
 	}
+	limit := now.Add(maxImportSkew)
 	switch rec.Kind {
 	case recordPolicies:
-		return rec, checkPolicies(rec.Policies)
+		return rec, errors.Join(checkPolicies(rec.Policies),
+			checkTimes(limit, "lifetimeSetAt", rec.Policies.LifetimeSetAt, "unusedSetAt", rec.Policies.UnusedSetAt))
 	case recordRole:
-		return rec, checkRole(rec.Role)
+		if err := checkRole(rec.Role); err != nil {
+			return rec, err
+		}
+		return rec, about("role", rec.Role.ID, checkTimes(limit, "createdAt", &rec.Role.CreatedAt, "modifiedAt", &rec.Role.ModifiedAt))
 	case recordOwner:
-		return rec, checkOwner(rec.Owner)
+		if err := checkOwner(rec.Owner); err != nil {
+			return rec, err
+		}
+		return rec, about("owner", rec.Owner.ID, checkTimes(limit, "createdAt", &rec.Owner.CreatedAt, "modifiedAt", &rec.Owner.ModifiedAt))
 	case recordKey:
-		return rec, checkKey(&rec)
+		if err := checkKey(&rec); err != nil {
+			return rec, err
+		}
+		k := rec.Key
+		return rec, about("key", k.ID, checkTimes(limit, "issuedAt", &k.IssuedAt, "activatedAt", &k.ActivatedAt,
+			"createdAt", &k.CreatedAt, "modifiedAt", &k.ModifiedAt, "lastUsed", rec.LastUsed))
 	}
 	if *rec.Records < 0 {
 		return rec, errors.New("negative record count")
@@ -69,6 +93,17 @@ func checkPolicies(p *policyRecord) error {
 	}
 	if p.LifetimeDays == nil && p.LifetimeSetAt != nil || p.UnusedDays == nil && p.UnusedSetAt != nil {
 		return errors.New("a policy time without its policy")
+	}
+	return nil
+}
+
+// checkTimes refuses a time later than limit: pairs of a field name and
+// a time, nil when absent.
+func checkTimes(limit time.Time, pairs ...any) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if t := pairs[i+1].(*time.Time); t != nil && t.After(limit) {
+			return fmt.Errorf("%s %s is in the future", pairs[i], t.Format(time.RFC3339))
+		}
 	}
 	return nil
 }
@@ -128,8 +163,8 @@ func checkKey(rec *exportRecord) error {
 	if !ValidID(k.OwnerID) || k.OwnerKind != OwnerUser && k.OwnerKind != OwnerServiceAccount {
 		return fmt.Errorf("key %s: invalid owner", k.ID)
 	}
-	if k.Version < 1 {
-		return fmt.Errorf("key %s: version must be at least 1", k.ID)
+	if k.Version < 1 || k.Version > maxImportVersion {
+		return fmt.Errorf("key %s: version must be at least 1 and at most %d", k.ID, maxImportVersion)
 	}
 	if k.Pending {
 		return fmt.Errorf("key %s: a pending record (a rotation in progress) cannot be imported", k.ID)
@@ -156,7 +191,9 @@ func checkKey(rec *exportRecord) error {
 	if _, err := NormalizeAllowlist(k.CORSHeaders); err != nil {
 		return fmt.Errorf("key %s: %w", k.ID, err)
 	}
-	return about("key", k.ID, errors.Join(checkText("label", k.Label, MaxLabelLen), checkIDs("scopes", k.Scopes, MaxScopes), checkKeyLimits(k)))
+	var label ValidationError
+	validateLabel(&label, k.Label)
+	return about("key", k.ID, errors.Join(label.err(), checkIDs("scopes", k.Scopes, MaxScopes), checkKeyLimits(k)))
 }
 
 // about names the record an error is about; nil stays nil.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -73,10 +74,15 @@ func TestImportRefusesBadInput(t *testing.T) {
 	file, _ := exportOf(t, src)
 	lines := exportLines(strings.Split(strings.TrimSuffix(string(file), "\n"), "\n"))
 	k := lines.firstOf(t, recordKey) + 3 // a key line with keys before it
+	for strings.Contains(lines[k-1], `"replacedBy"`) {
+		k++ // a live key's: the rotated-out one already has what some cases add
+	}
 	end := len(lines)
 	keyField := func(field string, v any) func(map[string]any) {
 		return func(m map[string]any) { m["key"].(map[string]any)[field] = v }
 	}
+	// Later than now by more than the clock skew import allows.
+	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 	tests := []struct {
 		name  string
 		input []byte
@@ -114,6 +120,18 @@ func TestImportRefusesBadInput(t *testing.T) {
 		{"bad role id", lines.edit(t, lines.firstOf(t, recordRole), func(m map[string]any) { m["role"].(map[string]any)["id"] = "a b" }).join(),
 			lines.firstOf(t, recordRole), nil, "invalid role id"},
 		{"bad policy", lines.edit(t, 2, func(m map[string]any) { m["policies"].(map[string]any)["lifetimeDays"] = 9999 }).join(), 2, nil, "outside 0..365"},
+		{"empty label", lines.edit(t, k, keyField("label", " ")).join(), k, nil, "label is required"},
+		{"version near overflow", lines.edit(t, k, keyField("version", int64(1)<<62)).join(), k, nil, "at most 1099511627776"},
+		{"issued in the future", lines.edit(t, k, keyField("issuedAt", future)).join(), k, nil, "issuedAt " + future + " is in the future"},
+		{"activated in the future", lines.edit(t, k, keyField("activatedAt", future)).join(), k, nil, "activatedAt"},
+		{"key created in the future", lines.edit(t, k, keyField("createdAt", future)).join(), k, nil, "createdAt"},
+		{"key modified in the future", lines.edit(t, k, keyField("modifiedAt", future)).join(), k, nil, "modifiedAt"},
+		{"used in the future", lines.edit(t, k, func(m map[string]any) { m["lastUsed"] = future }).join(), k, nil, "lastUsed"},
+		{"owner modified in the future", lines.edit(t, lines.firstOf(t, recordOwner), func(m map[string]any) { m["owner"].(map[string]any)["modifiedAt"] = future }).join(),
+			lines.firstOf(t, recordOwner), nil, "modifiedAt"},
+		{"role created in the future", lines.edit(t, lines.firstOf(t, recordRole), func(m map[string]any) { m["role"].(map[string]any)["createdAt"] = future }).join(),
+			lines.firstOf(t, recordRole), nil, "createdAt"},
+		{"policy set in the future", lines.edit(t, 2, func(m map[string]any) { m["policies"].(map[string]any)["unusedSetAt"] = future }).join(), 2, nil, "unusedSetAt"},
 		{"end count", lines.edit(t, end, func(m map[string]any) { m["records"] = 3 }).join(), end, nil, "the end line counts 3 records"},
 		{"after the end", append(lines.join(), []byte(lines[k-1]+"\n")...), end + 1, nil, "data after the end line"},
 	}
@@ -204,8 +222,12 @@ func TestImportIntoNonEmptyStore(t *testing.T) {
 			t.Errorf("%s: %s before, %s after the merge", id, a, b)
 		}
 	}
-	// The same file again needs no Merge: the store holds its import.
-	if again, err := dst.Import(ctx, bytes.NewReader(file), ImportOptions{}); err != nil || again.Written != 0 {
+	// The same file again, once imported, is refused like any other
+	// without Merge, and writes nothing with it.
+	if _, err := dst.Import(ctx, bytes.NewReader(file), ImportOptions{}); !errors.Is(err, ErrStoreNotEmpty) {
+		t.Errorf("import of the same file again without merge: %v, want ErrStoreNotEmpty", err)
+	}
+	if again, err := dst.Import(ctx, bytes.NewReader(file), ImportOptions{Merge: true}); err != nil || again.Written != 0 {
 		t.Errorf("import of the same file again: %+v, %v", again, err)
 	}
 }
@@ -241,6 +263,69 @@ func TestImportKeepsWhatIsLeftOfAGrace(t *testing.T) {
 				t.Errorf("record of a grace that ended has TTL %v, want none written", ttl)
 			case tc.expired == 0 && (ttl <= 5*time.Minute || ttl > 6*time.Minute+time.Second):
 				t.Errorf("record TTL %v, want the 6 minutes left of its grace", ttl)
+			}
+		})
+	}
+}
+
+// TestImportAgainDoesNotResurrect: once an import completed, the store is
+// the operator's: a key deleted since does not come back by importing the
+// same file again without Merge, which is refused like any import into a
+// store that is not empty.
+func TestImportAgainDoesNotResurrect(t *testing.T) {
+	src := New(redistest.Start(t).Client(t), Options{Prefix: "ag"})
+	sd := seedStore(t, src, 10)
+	file, _ := exportOf(t, src)
+
+	rdb := redistest.Start(t).Client(t)
+	dst := New(rdb, Options{Prefix: "ag"})
+	ctx := context.Background()
+	if sum, err := dst.Import(ctx, bytes.NewReader(file), ImportOptions{}); err != nil || !sum.Complete {
+		t.Fatalf("import: %+v, %v", sum, err)
+	}
+	if err := dst.DeleteKey(ctx, sd.disabled, testOp); err != nil {
+		t.Fatal(err)
+	}
+	_, err := dst.Import(ctx, bytes.NewReader(file), ImportOptions{})
+	if !errors.Is(err, ErrStoreNotEmpty) {
+		t.Errorf("import of the same file again after a delete: %v, want ErrStoreNotEmpty", err)
+	}
+	if n := rdb.Exists(ctx, dst.keyKey(sd.disabled)).Val(); n != 0 {
+		t.Errorf("the deleted key %s is back after importing the same file again", sd.disabled)
+	}
+}
+
+// TestImportDuplicateInBatch: a key that comes twice in one batch is kept
+// in its newest version, whichever line comes last, and counted written
+// once.
+func TestImportDuplicateInBatch(t *testing.T) {
+	src := New(redistest.Start(t).Client(t), Options{Prefix: "ag"})
+	seedStore(t, src, 5)
+	file, esum := exportOf(t, src)
+	lines := exportLines(strings.Split(strings.TrimSuffix(string(file), "\n"), "\n"))
+	k := lines.firstOf(t, recordKey)
+	id := lines.keyIDsFrom(k)[0]
+	version := func(v int) string {
+		return lines.edit(t, k, func(m map[string]any) { m["key"].(map[string]any)["version"] = v })[k-1]
+	}
+	end := len(lines)
+	for _, order := range [][2]int{{9, 1}, {1, 9}} {
+		t.Run(fmt.Sprintf("%d then %d", order[0], order[1]), func(t *testing.T) {
+			in := append(exportLines(nil), lines[:k-1]...)
+			in = append(in, version(order[0]), version(order[1]))
+			in = append(in, lines[k:end-1]...)
+			in = append(in, fmt.Sprintf(`{"kind":"end","records":%d}`, esum.Records+1))
+			dst := New(redistest.Start(t).Client(t), Options{Prefix: "ag"})
+			sum, err := dst.Import(context.Background(), bytes.NewReader(in.join()), ImportOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.Written != esum.Records || sum.Skipped != 1 {
+				t.Errorf("import %+v, want %d written and the older copy skipped", sum, esum.Records)
+			}
+			got, err := dst.rawKey(context.Background(), id)
+			if err != nil || got.Version != 9 {
+				t.Fatalf("key %s after the import: %+v, %v; want version 9", id, got, err)
 			}
 		})
 	}
