@@ -277,7 +277,7 @@ func (ex *exporter) keys(ctx context.Context) error {
 				continue // deleted since the scan
 			}
 			var k Key
-			if decodeKeyRecord(raw, &k) != nil || k.ID != ids[i] {
+			if decodeKey(raw, &k) != nil || k.ID != ids[i] {
 				bad++
 				continue
 			}

@@ -85,9 +85,3 @@ type exportRecord struct {
 	// Records is, on the end line, the number of records before it.
 	Records *int `json:"records,omitempty"`
 }
-
-// decodeKeyRecord reads a key record as the store writes it.
-func decodeKeyRecord(raw []byte, k *Key) error { return decodeKey(raw, k) }
-
-// encodeKeyRecord writes a key record as the store reads it.
-func encodeKeyRecord(k *Key) []byte { return encodeKey(k) }

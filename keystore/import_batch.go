@@ -205,7 +205,7 @@ func (s *Store) heldRecords(ctx context.Context, batch []lineRecord) ([]heldReco
 			switch batch[i].rec.Kind {
 			case recordKey:
 				out[i].key = new(Key)
-				err = decodeKeyRecord(raw, out[i].key)
+				err = decodeKey(raw, out[i].key)
 			case recordOwner:
 				out[i].owner = new(Owner)
 				err = json.Unmarshal(raw, out[i].owner)
@@ -305,7 +305,7 @@ func (s *Store) writeImported(ctx context.Context, writes []pendingWrite) error 
 	for _, w := range writes {
 		switch rec := w.rec; rec.Kind {
 		case recordKey:
-			pipe.Set(ctx, s.keyKey(rec.Key.ID), encodeKeyRecord(rec.Key), w.ttl)
+			pipe.Set(ctx, s.keyKey(rec.Key.ID), s.encode(ctx, rec.Key), w.ttl)
 		case recordOwner:
 			b, _ := json.Marshal(rec.Owner)
 			pipe.Set(ctx, s.ownerKey(rec.Owner.ID), b, 0)
