@@ -1,6 +1,7 @@
 package keystore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,13 +34,14 @@ const changeField = "m"
 // InvalidationTarget decodes an invalidation message: all, or the access
 // ID or owner ID whose cached authentications must go.
 func InvalidationTarget(msg string) (all bool, accessID, ownerID string) {
-	switch {
-	case msg == invalidateAll:
+	if msg == invalidateAll {
 		return true, "", ""
-	case len(msg) > len(invalidateKeyPrefix) && msg[:len(invalidateKeyPrefix)] == invalidateKeyPrefix:
-		return false, msg[len(invalidateKeyPrefix):], ""
-	case len(msg) > len(invalidateOwnerPfx) && msg[:len(invalidateOwnerPfx)] == invalidateOwnerPfx:
-		return false, "", msg[len(invalidateOwnerPfx):]
+	}
+	if id, ok := strings.CutPrefix(msg, invalidateKeyPrefix); ok && id != "" {
+		return false, id, ""
+	}
+	if id, ok := strings.CutPrefix(msg, invalidateOwnerPfx); ok && id != "" {
+		return false, "", id
 	}
 	return true, "", "" // unknown message: be safe
 }
@@ -122,19 +124,7 @@ func (id ChangeID) String() string {
 
 // Compare returns -1, 0 or +1 as id is before, equal to or after o.
 func (id ChangeID) Compare(o ChangeID) int {
-	switch {
-	case id.MS != o.MS:
-		if id.MS < o.MS {
-			return -1
-		}
-		return 1
-	case id.Seq != o.Seq:
-		if id.Seq < o.Seq {
-			return -1
-		}
-		return 1
-	}
-	return 0
+	return cmp.Or(cmp.Compare(id.MS, o.MS), cmp.Compare(id.Seq, o.Seq))
 }
 
 // IsZero reports whether id is the zero ID.
