@@ -3,6 +3,7 @@ package keystore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -181,7 +182,7 @@ func (s *Store) repairListing(ctx context.Context) (int, error) {
 		if err != nil || len(ids) == 0 {
 			return removed, err
 		}
-		recs, err := s.records(ctx, ids)
+		recs, err := s.existingRecords(ctx, ids)
 		if err != nil {
 			return removed, err
 		}
@@ -252,7 +253,7 @@ func (s *Store) repairMembers(ctx context.Context, scan func(uint64) ([]string, 
 		for i := 0; i+1 < len(kv); i += 2 {
 			ids = append(ids, kv[i])
 		}
-		recs, err := s.records(ctx, ids)
+		recs, err := s.existingRecords(ctx, ids)
 		if err != nil {
 			return removed, err
 		}
@@ -263,6 +264,39 @@ func (s *Store) repairMembers(ctx context.Context, scan func(uint64) ([]string, 
 		}
 		cursor = next
 	}
+}
+
+// existingRecords is records for the repair, which removes the index
+// entries of keys without a record: a record that is there but cannot be
+// read is an error, not a key gone, and its entries stay.
+func (s *Store) existingRecords(ctx context.Context, ids []string) (map[string]*Key, error) {
+	recs, err := s.records(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, id := range ids {
+		if recs[id] == nil {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return recs, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(missing))
+	for i, id := range missing {
+		cmds[i] = pipe.Exists(ctx, s.keyKey(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	for i, c := range cmds {
+		if c.Val() != 0 {
+			return nil, fmt.Errorf("the record of key %s cannot be read; its index entries are kept", missing[i])
+		}
+	}
+	return recs, nil
 }
 
 // scanAll runs fn on batches of key names matching pattern, on every

@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -61,5 +62,23 @@ func TestRepairIndexes(t *testing.T) {
 	}
 	if n, _ := f.rdb.Exists(f.ctx, f.store.keyKey(pending.ID)).Result(); n != 0 {
 		t.Errorf("abandoned pending record still stored")
+	}
+}
+
+// TestRepairKeepsUnreadableRecords: a record that is there but cannot be
+// decoded is not taken for a key gone; the repair says so and leaves its
+// index entries.
+func TestRepairKeepsUnreadableRecords(t *testing.T) {
+	f := newFixture(t)
+	k, _ := f.createKey(t, KeySpec{})
+	f.rdb.Set(f.ctx, f.store.keyKey(k.ID), `{"v":2,"i":`, 0)
+	if _, err := f.store.RepairIndexes(f.ctx); err == nil || !strings.Contains(err.Error(), k.ID) {
+		t.Fatalf("repair with an unreadable record: %v, want an error naming %s", err, k.ID)
+	}
+	if _, err := f.rdb.ZScore(f.ctx, f.store.keysIndex(), k.ID).Result(); err != nil {
+		t.Errorf("the unreadable key left the listing: %v", err)
+	}
+	if m := f.dueMembers(t); m[k.ID] != 2 {
+		t.Errorf("the unreadable key's due entries: %v, want both kept", m)
 	}
 }
