@@ -38,6 +38,13 @@ func newTestState(t *testing.T, ttl time.Duration, seed func(ctx context.Context
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Destruct() })
+	// The first subscription flushes what was cached before it was up:
+	// tests start once it is.
+	for end := time.Now().Add(10 * time.Second); !s.subscriptionUp.Load(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the invalidation subscription did not come up within 10s")
+		}
+	}
 	return s, srv
 }
 
